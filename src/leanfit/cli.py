@@ -1,0 +1,256 @@
+"""The ``leanfit`` command line: subcommands on top of the public API.
+
+The CLI owns the console (rich tables and progress bars); the library only logs.
+Errors leanfit raises on purpose print one message and exit with code 2; ``--debug``
+shows the traceback too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .exceptions import LeanfitError
+
+app = typer.Typer(
+    name="leanfit",
+    help="From a dataset to the best model that fits a deployment budget, exported to ONNX and served.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out_console = Console()
+_STATE = {"debug": False}
+
+
+@app.callback()
+def _main(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
+) -> None:
+    _STATE["debug"] = debug
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    handler = RichHandler(console=console, show_path=False, show_time=False, markup=False)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
+    logging.getLogger("leanfit").setLevel(level)
+    import optuna
+
+    optuna.logging.disable_default_handler()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _fail(exc: BaseException) -> None:
+    if _STATE["debug"]:
+        console.print_exception()
+    console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+    raise typer.Exit(code=2)
+
+
+class _SearchProgress:
+    """Draws pipeline progress events: a bar with trials done, best so far and elapsed time."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("best {task.fields[best]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.task: Any = None
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        stage = event.get("stage")
+        if "warning" in event:
+            console.print(f"[yellow]warning:[/] {event['warning']}", highlight=False)
+        elif "message" in event:
+            console.print(f"[dim]{stage}:[/] {event['message']}", highlight=False)
+        if stage == "search":
+            best = event.get("best")
+            shown = "-" if best is None else f"{best:.4f}"
+            if self.task is None:
+                self.progress.start()
+                self.task = self.progress.add_task("search", total=event.get("total"), best=shown)
+            self.progress.update(self.task, completed=event.get("done", 0), best=shown)
+        elif stage in ("refit", "done") and self.task is not None:
+            self.progress.stop()
+            self.task = None
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.progress.stop()
+
+
+def _metrics_table(metrics: dict[str, Any], title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("test", justify="right")
+    table.add_column("train", justify="right")
+    table.add_column("gap", justify="right")
+    for key, value in metrics.get("test", {}).items():
+        train = metrics.get("train", {}).get(key)
+        gap = metrics.get("train_test_gap", {}).get(key)
+        table.add_row(key, _fmt(value), _fmt(train), _fmt(gap))
+    return table
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+@app.command()
+def run(
+    recipe: Path | None = typer.Argument(None, help="Recipe YAML; none runs the bundled digits demo."),
+    out: Path = typer.Option(Path("runs"), "--out", help="Parent folder of run folders."),
+    set_: list[str] | None = typer.Option(
+        None, "--set", help="Override a recipe field: --set search.trials=20"
+    ),
+) -> None:
+    """Search, refit, evaluate and export a model. Re-running resumes the study."""
+    from .pipeline import run as run_pipeline
+
+    progress = _SearchProgress()
+    try:
+        result = run_pipeline(recipe, out=out, overrides=set_ or [], progress=progress)
+    except KeyboardInterrupt:
+        progress.close()
+        console.print(
+            "[yellow]interrupted.[/] Finished trials are saved; run the same command again to resume."
+        )
+        raise typer.Exit(code=130) from None
+    except LeanfitError as exc:
+        progress.close()
+        _fail(exc)
+        return
+    progress.close()
+    m = result.metrics
+    out_console.print(
+        _metrics_table(m, f"{result.recipe.name}: best {result.family} (trial {m['best_trial']})")
+    )
+    out_console.print(
+        f"validation {m['metric']} {m['validation'][m['metric']]:.4f} · trials {m['n_trials']} · "
+        f"{m['seconds']:.0f}s · model: {result.model_dir}"
+    )
+
+
+@app.command()
+def predict(
+    run_dir: Path = typer.Argument(..., help="A run folder (runs/<name>) or its model/ folder."),
+    data: Path = typer.Argument(..., help="CSV or Parquet file with the feature columns."),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", help="Write predictions here (CSV); default stdout."
+    ),
+    proba: bool = typer.Option(True, help="Add one probability column per class."),
+) -> None:
+    """Predict with a run's ONNX artifact (checksums verified)."""
+    import pandas as pd
+
+    from .artifacts import load
+    from .data import read_source
+
+    try:
+        predictor = load(run_dir)
+        frame, _, _ = read_source(str(data), target=None)
+        result = pd.DataFrame({"prediction": predictor.predict(frame)})
+        if proba and predictor.task == "classification":
+            probabilities = predictor.predict_proba(frame)
+            for i, label in enumerate(predictor.classes):
+                result[f"proba_{label}"] = probabilities[:, i]
+    except LeanfitError as exc:
+        _fail(exc)
+        return
+    if output:
+        result.to_csv(output, index=False)
+        console.print(f"wrote {len(result)} predictions to {output}")
+    else:
+        result.to_csv(sys.stdout, index=False)
+
+
+@app.command()
+def info(
+    run_dir: Path = typer.Argument(..., help="A run folder (runs/<name>) or its model/ folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+) -> None:
+    """What was run, the best model, its metrics and files."""
+    from .artifacts import read_manifest, resolve_model_dir
+
+    try:
+        model_dir = resolve_model_dir(run_dir)
+        manifest = read_manifest(model_dir)
+    except LeanfitError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        out_console.print_json(json.dumps(manifest.to_dict(), default=str))
+        return
+    out_console.print(f"[bold]{manifest.name}[/] · {manifest.task} · family [bold]{manifest.family}[/]")
+    out_console.print(
+        f"target {manifest.target!r}; {len(manifest.inputs)} inputs; classes {manifest.classes or '-'}"
+    )
+    out_console.print(f"params {json.dumps(manifest.params, default=str)}")
+    out_console.print(_metrics_table(manifest.metrics, "metrics"))
+    files = Table(title="files")
+    files.add_column("file")
+    files.add_column("bytes", justify="right")
+    files.add_column("sha256")
+    for rel, meta in manifest.files.items():
+        files.add_row(rel, str(meta.get("bytes")), str(meta.get("sha256"))[:16] + "…")
+    out_console.print(files)
+    run_folder = model_dir.parent
+    for extra in ("leaderboard.csv", "data_report.json", "metrics.json", "study.db", "recipe.yaml"):
+        if (run_folder / extra).exists():
+            out_console.print(f"  {run_folder / extra}")
+
+
+@app.command()
+def init(
+    data: str = typer.Argument(..., help="CSV/Parquet path or a source such as sklearn:wine."),
+    target: str | None = typer.Option(None, "--target", "-t", help="The column to predict."),
+    output: Path = typer.Option(Path("recipe.yaml"), "-o", "--output", help="Where to write the recipe."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+) -> None:
+    """Write a starter recipe with the inferred task, columns and types."""
+    from .starter import starter_recipe
+
+    if output.exists() and not force:
+        _fail(LeanfitError(f"{output} exists; pass --force to overwrite it or -o to write elsewhere"))
+    try:
+        text = starter_recipe(data, target=target)
+    except LeanfitError as exc:
+        _fail(exc)
+        return
+    output.write_text(text, encoding="utf-8")
+    console.print(f"wrote {output}. Next: leanfit run {output}")
+
+
+def main() -> None:
+    """Console entry point."""
+    # Library warnings (solver convergence, upstream deprecations) are noise on a console;
+    # leanfit's own findings come through its logger.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*(converge|ConvergenceWarning|max_iter).*")
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+    try:
+        app()
+    except LeanfitError as exc:  # raised outside a command's own handling
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Feed dicts (input name -> ``(N, 1)`` array) and how batches of them are joined.
+
+A request in the single-matrix form (one FP32 ``[N, F]`` tensor for an all-float model)
+becomes a :class:`MatrixFeeds`: the same mapping, but backed by one ``(F, N)`` block whose
+rows are the columns. Joining a batch of those is one ``concatenate`` of matrices instead of
+one per column, and hashing one for the cache is one pass over one buffer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from .binary import datatype_of, encode_bytes
+
+__all__ = ["MatrixFeeds", "feeds_key", "join_feeds"]
+
+Feeds = Mapping[str, np.ndarray]
+
+
+class MatrixFeeds(dict[str, np.ndarray]):
+    """``{column: (N, 1) float32}`` whose arrays are views of one row-major ``(N, F)`` matrix.
+
+    Example:
+        >>> feeds = MatrixFeeds(np.arange(6, dtype=np.float32).reshape(2, 3), ("a", "b", "c"))
+        >>> feeds["b"].ravel().tolist(), feeds.matrix.shape
+        ([1.0, 4.0], (2, 3))
+    """
+
+    def __init__(self, matrix: np.ndarray, names: tuple[str, ...]) -> None:
+        self.matrix = matrix  # (N, F), float32, as the client sent it
+        self.names = names
+        columns = np.ascontiguousarray(matrix.T)  # (F, N): each column contiguous for ONNX Runtime
+        super().__init__(zip(names, (row.reshape(-1, 1) for row in columns), strict=True))
+
+
+def join_feeds(parts: Sequence[Feeds]) -> Feeds:
+    """Concatenate the feeds of several requests along rows (one call for matrix-form batches).
+
+    Example:
+        >>> a = {"x": np.ones((1, 1), np.float32)}; b = {"x": np.zeros((2, 1), np.float32)}
+        >>> join_feeds([a, b])["x"].ravel().tolist()
+        [1.0, 0.0, 0.0]
+    """
+    first = parts[0]
+    if isinstance(first, MatrixFeeds) and all(
+        isinstance(p, MatrixFeeds) and p.names == first.names for p in parts
+    ):
+        return MatrixFeeds(np.concatenate([p.matrix for p in parts], axis=0), first.names)  # type: ignore[union-attr]
+    return {name: np.concatenate([p[name] for p in parts], axis=0) for name in first}
+
+
+def _update(digest: hashlib._Hash, name: str, array: np.ndarray) -> None:
+    datatype = datatype_of(array)
+    head = f"\x00{name}\x00{datatype}\x00{','.join(map(str, array.shape))}\x00".encode()
+    digest.update(struct.pack("<I", len(head)))
+    digest.update(head)
+    data = encode_bytes(array.ravel().tolist()) if datatype == "BYTES" else np.ascontiguousarray(array).tobytes()
+    digest.update(struct.pack("<Q", len(data)))
+    digest.update(data)
+
+
+def feeds_key(model: str, feeds: Feeds) -> bytes:
+    """SHA-256 over the model identity and each input's name, datatype, shape and bytes.
+
+    A matrix-form request is hashed as its one matrix (named by its columns).
+
+    Example:
+        >>> k = feeds_key("m:1:abc", {"x": np.ones((1, 1), np.float32)})
+        >>> k == feeds_key("m:1:abc", {"x": np.ones((1, 1), np.float32)}), len(k)
+        (True, 32)
+        >>> k == feeds_key("m:2:abc", {"x": np.ones((1, 1), np.float32)})
+        False
+    """
+    digest = hashlib.sha256(model.encode("utf-8"))
+    if isinstance(feeds, MatrixFeeds):
+        _update(digest, "\x01".join(feeds.names), feeds.matrix)
+        return digest.digest()
+    for name in sorted(feeds):
+        _update(digest, name, feeds[name])
+    return digest.digest()
