@@ -74,7 +74,10 @@ def run_plain_optuna(source: str, seed: int, budget: float) -> tuple[float, floa
     def design(scale: bool) -> tuple[np.ndarray, np.ndarray]:
         if scale not in designs:
             pre = build_preprocessor(data.columns, scale=scale).fit(data.X.iloc[prep.train])
-            designs[scale] = (to_feature_matrix(pre, data.X.iloc[prep.train]), to_feature_matrix(pre, data.X.iloc[prep.valid]))
+            designs[scale] = (
+                to_feature_matrix(pre, data.X.iloc[prep.train]),
+                to_feature_matrix(pre, data.X.iloc[prep.valid]),
+            )
         return designs[scale]
 
     def objective(trial: optuna.Trial) -> float:
@@ -82,8 +85,19 @@ def run_plain_optuna(source: str, seed: int, budget: float) -> tuple[float, floa
         family = get_family(name)
         params = suggest(trial, family.space(data.task), prefix=name)
         X_tr, X_va = design(family.scale)
-        est = fit_family(family, params, data, X_tr, data.y[prep.train], seed=seed, X_valid=X_va, y_valid=data.y[prep.valid])
-        return score(metric, data.y[prep.valid], family.predict_output(est, X_va), task=data.task, n_classes=n_classes)
+        est = fit_family(
+            family,
+            params,
+            data,
+            X_tr,
+            data.y[prep.train],
+            seed=seed,
+            X_valid=X_va,
+            y_valid=data.y[prep.valid],
+        )
+        return score(
+            metric, data.y[prep.valid], family.predict_output(est, X_va), task=data.task, n_classes=n_classes
+        )
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, timeout=budget, catch=(Exception,))
@@ -92,14 +106,21 @@ def run_plain_optuna(source: str, seed: int, budget: float) -> tuple[float, floa
     family = get_family(name)
     params = {k.removeprefix(f"{name}__"): v for k, v in best.params.items() if k.startswith(f"{name}__")}
     pre = build_preprocessor(data.columns, scale=family.scale).fit(data.X.iloc[prep.dev])
-    X_dev, X_te = to_feature_matrix(pre, data.X.iloc[prep.dev]), to_feature_matrix(pre, data.X.iloc[prep.test])
+    X_dev, X_te = (
+        to_feature_matrix(pre, data.X.iloc[prep.dev]),
+        to_feature_matrix(pre, data.X.iloc[prep.test]),
+    )
     est = fit_family(family, params, data, X_dev, data.y[prep.dev], seed=seed)
-    test = score(metric, data.y[prep.test], family.predict_output(est, X_te), task=data.task, n_classes=n_classes)
+    test = score(
+        metric, data.y[prep.test], family.predict_output(est, X_te), task=data.task, n_classes=n_classes
+    )
     return float(best.value), float(test)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="short budgets, one seed")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
@@ -109,7 +130,10 @@ def main() -> None:
     seeds = list(range(1 if args.quick else args.seeds))
     cases = [
         ("sklearn:digits", 20.0 if args.quick else 60.0),
-        ("synthetic:classification?rows=50000&features=20&informative=10&classes=2&seed=0", 40.0 if args.quick else 120.0),
+        (
+            "synthetic:classification?rows=50000&features=20&informative=10&classes=2&seed=0",
+            40.0 if args.quick else 120.0,
+        ),
     ]
     rows = []
     for source, budget in cases:
@@ -121,9 +145,15 @@ def main() -> None:
                 t1 = time.perf_counter()
             per["optuna"].append(run_plain_optuna(source, seed, budget))
             t2 = time.perf_counter()
-            print(f"{source[:30]:30s} seed {seed}: leanfit {per['leanfit'][-1]} ({t1 - t0:.0f}s)  "
-                  f"optuna {per['optuna'][-1]} ({t2 - t1:.0f}s)", flush=True)
-        med = {k: (statistics.median(v[0] for v in vals), statistics.median(v[1] for v in vals)) for k, vals in per.items()}
+            print(
+                f"{source[:30]:30s} seed {seed}: leanfit {per['leanfit'][-1]} ({t1 - t0:.0f}s)  "
+                f"optuna {per['optuna'][-1]} ({t2 - t1:.0f}s)",
+                flush=True,
+            )
+        med = {
+            k: (statistics.median(v[0] for v in vals), statistics.median(v[1] for v in vals))
+            for k, vals in per.items()
+        }
         rows.append((source.split("?")[0] + (" 50k" if "rows=50000" in source else ""), budget, med))
 
     header = "| dataset | budget s | leanfit valid | leanfit test | optuna valid | optuna test | test diff |"
@@ -131,7 +161,9 @@ def main() -> None:
     for name, budget, med in rows:
         lv, lt = med["leanfit"]
         ov, ot = med["optuna"]
-        lines.append(f"| {name} | {budget:.0f} | {lv:.4f} | {lt:.4f} | {ov:.4f} | {ot:.4f} | {lt - ot:+.4f} |")
+        lines.append(
+            f"| {name} | {budget:.0f} | {lv:.4f} | {lt:.4f} | {ov:.4f} | {ot:.4f} | {lt - ot:+.4f} |"
+        )
     table = "\n".join(lines)
     print(table)
     if args.no_record:

@@ -228,8 +228,13 @@ def echo_app() -> Any:
         separators=(",", ":"),
     ).encode()
 
+    try:  # the same parser leanfit uses (orjson when installed)
+        from orjson import loads
+    except ImportError:
+        loads = json.loads
+
     async def infer(request: Request) -> Response:
-        json.loads(await request.body())
+        loads(await request.body())
         return Response(constant, media_type="application/json")
 
     async def ready(request: Request) -> Response:
@@ -313,21 +318,13 @@ def wrk(url: str, connections: int, duration: float, script: Path, body: Path) -
     }
 
 
-def measure(server: Server, model: str, conns: list[int], duration: float, repeats: int, script: Path, body: Path):
-    url = f"{server.url}/v2/models/{model}/infer"
-    wrk(url, 8, 1.0, script, body)  # warm-up
-    out = {}
-    for c in conns:
-        runs = [wrk(url, c, duration, script, body) for _ in range(repeats)]
-        out[c] = {
-            "rps": statistics.median(r["rps"] for r in runs),
-            "p50_ms": statistics.median(r["p50_ms"] for r in runs),
-            "p99_ms": statistics.median(r["p99_ms"] for r in runs),
-            "errors": int(sum(r["errors"] for r in runs)),
-        }
-        print(f"  {server.kind:16s} {model:6s} c={c:<3d} {out[c]['rps']:9.0f} req/s  p50 {out[c]['p50_ms']:7.2f} ms"
-              f"  p99 {out[c]['p99_ms']:7.2f} ms  errors {out[c]['errors']}", flush=True)
-    return out
+def summarise(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {
+        "rps": statistics.median(r["rps"] for r in runs),
+        "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+        "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+        "errors": int(sum(r["errors"] for r in runs)),
+    }
 
 
 def versions() -> str:
@@ -394,22 +391,32 @@ def main(argv: list[str] | None = None) -> int:
     body = args.workdir / "body.json"
     body.write_bytes(request_body())
     started = time.time()
-    results: dict[str, Any] = {"models": {}, "echo": {}}
-    server = Server("echo", None, False)
+    # Every server is up at once (idle ones cost nothing) and each round visits them all in a
+    # rotated order, so background noise on a shared machine falls on every variant alike.
+    targets: list[tuple[str, str, Server]] = []
     try:
-        results["echo"] = measure(server, "echo", conns, args.duration, args.repeats, script, body)
+        targets.append(("echo", "echo", Server("echo", None, False)))
+        for model in models:
+            for kind in VARIANTS:
+                targets.append((model, kind, Server(kind, paths[model], args.access_log)))
+        for model, _, server in targets:
+            wrk(f"{server.url}/v2/models/{model}/infer", 8, 1.0, script, body)  # warm-up
+        runs: dict[tuple[str, str, int], list[dict[str, float]]] = {}
+        for repeat in range(args.repeats):
+            order = targets[repeat % len(targets) :] + targets[: repeat % len(targets)]
+            for c in conns:
+                for model, kind, server in order:
+                    r = wrk(f"{server.url}/v2/models/{model}/infer", c, args.duration, script, body)
+                    runs.setdefault((model, kind, c), []).append(r)
+                    print(f"  round {repeat + 1} {kind:16s} {model:6s} c={c:<3d} {r['rps']:9.0f} req/s  "
+                          f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']}", flush=True)
     finally:
-        server.stop()
-    for model in models:
-        results["models"][model] = {}
-        for kind in VARIANTS:
-            server = Server(kind, paths[model], args.access_log)
-            try:
-                results["models"][model][kind] = measure(
-                    server, model, conns, args.duration, args.repeats, script, body
-                )
-            finally:
-                server.stop()
+        for _, _, server in targets:
+            server.stop()
+    results: dict[str, Any] = {
+        "echo": {c: summarise(runs[("echo", "echo", c)]) for c in conns},
+        "models": {m: {k: {c: summarise(runs[(m, k, c)]) for c in conns} for k in VARIANTS} for m in models},
+    }
     lines = table(results, conns, call_us)
     print("\n".join(lines))
     command = "python benchmarks/serving.py " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -421,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
             f"- command: `{command.strip()}` ({time.time() - started:.0f} s)",
             f"- machine: {cpu_model()}, {os.cpu_count()} cores (server and wrk share them), Linux {platform.release()}",
             f"- load: wrk -t1, single-row V2 JSON request (one FP32 [1, 64] matrix), {args.duration:g} s per run, "
-            f"median of {args.repeats} run(s) after a 1 s warm-up",
+            f"median of {args.repeats} round(s) after a 1 s warm-up; all servers up at once, visited in a rotating order",
             f"- leanfit: max_batch_size 64, max_delay_ms 2, adaptive policy, cache off, access log "
             f"{'on (to /dev/null)' if args.access_log else 'off'}; ONNX Runtime default threads everywhere",
             f"- versions: Python {platform.python_version()}, {versions()}",

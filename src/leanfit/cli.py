@@ -18,6 +18,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -54,7 +55,7 @@ def _main(
 def _fail(exc: BaseException) -> None:
     if _STATE["debug"]:
         console.print_exception()
-    console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -237,6 +238,126 @@ def init(
     console.print(f"wrote {output}. Next: leanfit run {output}")
 
 
+@app.command()
+def serve(
+    runs: list[Path] = typer.Argument(
+        ..., help="Run folders (or model/ folders) to serve; each under its own name."
+    ),
+    name: list[str] | None = typer.Option(
+        None, "--name", help="Model name, once per run (default: the run's folder name)."
+    ),
+    host: str = typer.Option("127.0.0.1", help="Address to bind; 0.0.0.0 exposes the server to the network."),
+    port: int = typer.Option(8000, help="TCP port."),
+    max_batch_size: int = typer.Option(
+        64, help="Rows per model call when batching; 0 or 1 turns batching off."
+    ),
+    max_delay_ms: float = typer.Option(
+        2.0, help="How long the first request of a batch may wait for company."
+    ),
+    max_queue_rows: int = typer.Option(4096, help="Rows waiting before new requests get 503 + Retry-After."),
+    cache_size: int = typer.Option(10000, help="Response cache entries (0 turns the cache off)."),
+    token_env: str | None = typer.Option(
+        None, help="Environment variable holding a bearer token to require."
+    ),
+    threads: int | None = typer.Option(
+        None, help="ONNX Runtime intra-op threads per model (default: its choice)."
+    ),
+    drain_timeout: float = typer.Option(30.0, help="Seconds to drain in-flight requests after SIGTERM."),
+) -> None:
+    """Serve run folders over the Open Inference Protocol (KServe V2) with batching, cache and metrics."""
+    from .serve import serve as serve_models
+
+    code = serve_models(
+        [str(r) for r in runs],
+        names=name or None,
+        host=host,
+        port=port,
+        max_batch_size=max_batch_size,
+        max_delay_ms=max_delay_ms,
+        max_queue_rows=max_queue_rows,
+        cache_size=cache_size,
+        token_env=token_env,
+        intra_op_threads=threads,
+        drain_timeout=drain_timeout,
+    )
+    raise typer.Exit(code=code)
+
+
+@app.command()
+def monitor(
+    run_dir: Path = typer.Argument(
+        ..., help="A run folder or its model/ folder (holds the training reference)."
+    ),
+    data: Path = typer.Argument(..., help="CSV or Parquet file of recent inputs."),
+    as_json: bool = typer.Option(False, "--json", help="Print the drift report as JSON."),
+) -> None:
+    """Offline drift report of a file against the model's training reference."""
+    from .serve import monitor as drift_report
+
+    try:
+        report = drift_report(str(run_dir), str(data))
+    except LeanfitError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        out_console.print_json(json.dumps(report.to_dict(), default=str))
+        return
+    rows = report.table()
+    table = Table(title=f"drift of {data} against {run_dir}")
+    if rows:
+        for key in rows[0]:
+            table.add_column(str(key))
+        for row in rows:
+            table.add_row(*[_fmt(v) for v in row.values()])
+    out_console.print(table)
+    summary = report.to_dict()
+    out_console.print(
+        f"drifted features: {summary.get('drifted_features')} of {summary.get('n_features')} "
+        f"(share {summary.get('share_drifted', 0):.2f}); dataset drift: {summary.get('dataset_drift')}"
+    )
+
+
+@app.command()
+def compress(
+    run_dir: Path = typer.Argument(..., help="A run folder made by `leanfit run`."),
+    set_: list[str] | None = typer.Option(
+        None, "--set", help="Override a recipe field: --set compress.tolerance=0.02"
+    ),
+) -> None:
+    """Quantize, prune and distill a run's model; keep a candidate only if it measurably wins."""
+    from .compress import compress_run
+
+    try:
+        result = compress_run(run_dir, overrides=set_ or [])
+    except LeanfitError as exc:
+        _fail(exc)
+        return
+    out_console.print(result.summary())
+
+
+@app.command()
+def bench(
+    model_dir: Path = typer.Argument(..., help="An artifact folder (runs/<name>/model) or a run folder."),
+    batch_size: list[int] | None = typer.Option(
+        None, "--batch-size", help="Batch sizes (default 1, 32, 1024)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the measurements as JSON."),
+    record: bool = typer.Option(True, help="Store the results in the artifact's manifest."),
+) -> None:
+    """Latency p50/p95/p99, throughput, size and memory of an artifact on this machine."""
+    from .evaluate.bench import bench_artifact
+
+    try:
+        report = bench_artifact(model_dir, batch_sizes=batch_size or None, record=record)
+    except LeanfitError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        out_console.print_json(json.dumps(report.to_dict(), default=str))
+    else:
+        out_console.print(report.table())
+
+
 def main() -> None:
     """Console entry point."""
     # Library warnings (solver convergence, upstream deprecations) are noise on a console;
@@ -248,7 +369,7 @@ def main() -> None:
     try:
         app()
     except LeanfitError as exc:  # raised outside a command's own handling
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

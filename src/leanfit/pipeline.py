@@ -26,31 +26,35 @@ import yaml
 from ._logging import get_logger
 from .artifacts import Manifest, load, reference_statistics
 from .artifacts.export import merge_graphs, write_artifact
-from .data import (
-    Dataset,
-    build_preprocessor,
-    cv_folds,
-    load_dataset,
-    make_splits,
-    preprocessor_to_onnx,
-    to_feature_matrix,
-)
+from .data import Prepared, build_preprocessor, prepare, preprocessor_to_onnx, to_feature_matrix
 from .evaluate import compute_metrics, metric_direction, primary_metric
 from .exceptions import LeanfitError
-from .models import get_family
+from .models import cap_epochs, fit_family, get_family
 from .recipe import Recipe, load_recipe
 from .search import FINISHED, Search, leaderboard
-from .search.objective import Objective, cap_epochs, fit_family
+from .search.objective import Objective
 
-__all__ = ["RunResult", "prepare", "run"]
+__all__ = ["Refit", "RunResult", "run"]
 
 logger = get_logger(__name__)
 
 ProgressFn = Callable[[dict[str, Any]], None]
-#: Up to this many development rows, model selection uses 5-fold CV by default.
-CV_AUTO_MAX_ROWS = 5000
 #: Largest allowed gap between ONNX Runtime and in-memory probabilities/predictions.
 PARITY_TOLERANCE = 1e-4
+
+
+@dataclass
+class Refit:
+    """The chosen configuration refitted on the development rows, with its exported graph."""
+
+    family: str
+    params: dict[str, Any]
+    seed: int
+    preprocessor: Any
+    estimator: Any
+    graph: Any
+    metrics: dict[str, Any]
+    dev_rows: pd.DataFrame = field(repr=False)
 
 
 @dataclass
@@ -69,46 +73,8 @@ class RunResult:
         return self.run_dir / "model"
 
 
-@dataclass
-class Prepared:
-    """Everything the search needs, rebuilt identically in every worker process."""
-
-    data: Dataset
-    train: np.ndarray
-    valid: np.ndarray
-    test: np.ndarray
-    folds: list[tuple[np.ndarray, np.ndarray]]
-    metric: str
-
-    @property
-    def dev(self) -> np.ndarray:
-        return np.sort(np.concatenate([self.train, self.valid]))
-
-
-def prepare(recipe: Recipe) -> Prepared:
-    """Load the data, split it and choose the folds and metric of a recipe."""
-    d = recipe.data
-    data = load_dataset(
-        d.source,
-        target=d.target,
-        task=None if d.task == "auto" else d.task,
-        na_values=tuple(d.na_values),
-        drop=tuple(d.drop),
-        categorical=tuple(d.categorical),
-        numeric=tuple(d.numeric),
-        image_shape=tuple(d.image_shape) if d.image_shape else None,
-        drop_id_like=d.drop_id_like,
-        drop_constant=d.drop_constant,
-    )
-    splits = make_splits(data.y, data.task, test_size=d.test_size, valid_size=d.valid_size, seed=recipe.seed)
-    dev = np.sort(np.concatenate([splits.train, splits.valid]))
-    k = (5 if len(dev) <= CV_AUTO_MAX_ROWS else 0) if d.cv == "auto" else int(d.cv)
-    if k >= 2:
-        folds = [(dev[tr], dev[va]) for tr, va in cv_folds(data.y[dev], data.task, k=k, seed=recipe.seed)]
-    else:
-        folds = [(splits.train, splits.valid)]
-    metric = primary_metric(data.task, len(data.classes), recipe.search.metric)
-    return Prepared(data, splits.train, splits.valid, splits.test, folds, metric)
+def _metric(recipe: Recipe, prepared: Prepared) -> str:
+    return primary_metric(prepared.data.task, len(prepared.data.classes), recipe.search.metric)
 
 
 def _objective(recipe: Recipe, prepared: Prepared) -> Objective:
@@ -116,7 +82,7 @@ def _objective(recipe: Recipe, prepared: Prepared) -> Objective:
         prepared.data,
         prepared.folds,
         families=recipe.search.families,
-        metric=prepared.metric,
+        metric=_metric(recipe, prepared),
         seed=recipe.seed,
         max_epochs=recipe.train.max_epochs,
         device=recipe.train.device,
@@ -185,13 +151,14 @@ def run(
     notify({"stage": "data", "message": f"loading {resolved.data.source}"})
     prepared = prepare(resolved)
     data = prepared.data
+    metric = _metric(resolved, prepared)
     _write_json(run_dir / "data_report.json", data.quality.to_dict())
     notify(
         {
             "stage": "data",
             "message": f"{len(data.y)} rows, {len(data.columns)} features, {data.task}"
             + (f", {len(data.classes)} classes" if data.classes else "")
-            + f"; selecting on {prepared.metric} with "
+            + f"; selecting on {metric} with "
             + (f"{len(prepared.folds)}-fold CV" if len(prepared.folds) > 1 else "a validation split"),
         }
     )
@@ -201,7 +168,7 @@ def run(
     search = Search(
         sampler=s.sampler,
         pruner=s.pruner,
-        direction=metric_direction(prepared.metric),
+        direction=metric_direction(metric),
         storage=storage,
         study_name=resolved.name,
         seed=resolved.seed,
@@ -254,11 +221,12 @@ def run(
     if get_family(name).iterative:
         params = cap_epochs(params, resolved.train.max_epochs)
     notify({"stage": "refit", "message": f"refitting {name} (trial {best.number}) on train+valid"})
-    metrics, graph, pre_rows = _refit_and_export(resolved, prepared, name, params, best)
+    refit = _refit_and_export(resolved, prepared, metric, name, params, best)
+    metrics = refit.metrics
     metrics.update(
         {
             "best_trial": best.number,
-            "validation": {prepared.metric: round(float(best.value), 6)},
+            "validation": {metric: round(float(best.value), 6)},
             "n_trials": {
                 state: int((board["state"] == state).sum()) for state in ("COMPLETE", "PRUNED", "FAIL")
             },
@@ -275,19 +243,30 @@ def run(
         family=name,
         params=params,
         metrics=metrics,
-        reference=reference_statistics(pre_rows, data.columns),
+        reference=reference_statistics(refit.dev_rows, data.columns),
         recipe=resolved.model_dump(mode="json"),
     )
-    write_artifact(run_dir / "model", graph, manifest)
+    write_artifact(run_dir / "model", refit.graph, manifest)
     _check_parity(run_dir / "model", prepared, metrics)
     _write_json(run_dir / "metrics.json", metrics)
+    if resolved.compress is not None:
+        from .compress import compress_run
+
+        notify({"stage": "compress", "message": "compressing the best model"})
+        compressed = compress_run(run_dir, recipe=resolved, prepared=prepared, refit=refit, progress=notify)
+        metrics["compression"] = compressed.to_dict()
     notify({"stage": "done", "run_dir": str(run_dir), "metrics": metrics})
     return RunResult(run_dir, resolved, name, params, metrics, board)
 
 
 def _refit_and_export(
-    recipe: Recipe, prepared: Prepared, name: str, params: dict[str, Any], best: optuna.trial.FrozenTrial
-) -> tuple[dict[str, Any], Any, pd.DataFrame]:
+    recipe: Recipe,
+    prepared: Prepared,
+    metric: str,
+    name: str,
+    params: dict[str, Any],
+    best: optuna.trial.FrozenTrial,
+) -> Refit:
     """Refit the chosen configuration on the development rows, score it, and build its graph."""
     data, family = prepared.data, get_family(name)
     dev_rows = data.X.iloc[prepared.dev]
@@ -295,14 +274,16 @@ def _refit_and_export(
     pre.fit(dev_rows)
     X_dev = to_feature_matrix(pre, dev_rows)
     X_test = to_feature_matrix(pre, data.X.iloc[prepared.test])
+    seed = recipe.seed + best.number
     estimator = fit_family(
         family,
         params,
         data,
         X_dev,
         data.y[prepared.dev],
-        seed=recipe.seed + best.number,
+        seed=seed,
         device=recipe.train.device,
+        threads=recipe.train.threads,
     )
     n_classes = len(data.classes)
     test_out = family.predict_output(estimator, X_test)
@@ -313,7 +294,7 @@ def _refit_and_export(
     graph = merge_graphs(preprocessor_to_onnx(pre, data.columns), family.to_onnx(estimator, X_dev.shape[1]))
     metrics = {
         "task": data.task,
-        "metric": prepared.metric,
+        "metric": metric,
         "family": name,
         "test": test,
         "train": train,
@@ -321,7 +302,7 @@ def _refit_and_export(
         "rows": {"train": int(len(prepared.dev)), "test": int(len(prepared.test))},
         "_test_output": test_out,
     }
-    return metrics, graph, dev_rows
+    return Refit(name, params, seed, pre, estimator, graph, metrics, dev_rows)
 
 
 def _check_parity(model_dir: Path, prepared: Prepared, metrics: dict[str, Any]) -> None:

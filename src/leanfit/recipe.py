@@ -18,7 +18,7 @@ import difflib
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -137,17 +137,111 @@ class TrainConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     max_epochs: int = Field(100, ge=1, description="upper bound on the epochs any torch trial may train")
     threads: int | Literal["auto"] = Field(
-        "auto", description="threads per fit; auto = 1 up to 20,000 rows (faster on small data), else all cores"
+        "auto",
+        description="threads per fit; auto = 1 up to 20,000 rows (faster on small data), else all cores",
     )
 
 
 class CompressConfig(_Section):
-    """Post-search compression (see the compression docs); off unless methods are listed."""
+    """Post-search compression; runs when the recipe has a ``compress`` section.
 
-    methods: list[str] = Field(default_factory=list)
-    tolerance: float | str = 0.01
-    target: dict[str, Any] = Field(default_factory=dict)
-    budget: dict[str, float] = Field(default_factory=dict)
+    ``target`` and ``budget`` are normalised on validation: ``target`` always holds
+    ``batch_size``, ``threads`` (a count or ``"all"``) and ``objective``; ``budget`` holds
+    only the limits given (``latency_us`` at the target, ``size_kb`` on disk).
+
+    Example:
+        >>> cfg = CompressConfig.model_validate({"tolerance": "1%", "target": {"objective": "size"}})
+        >>> cfg.target, cfg.budget
+        ({'batch_size': 1, 'threads': 1, 'objective': 'size'}, {})
+    """
+
+    METHODS: ClassVar[tuple[str, ...]] = ("quantize", "prune", "distill", "magnitude")
+    OBJECTIVES: ClassVar[tuple[str, ...]] = ("latency", "size", "throughput")
+    TARGET_KEYS: ClassVar[tuple[str, ...]] = ("batch_size", "threads", "objective")
+    BUDGET_KEYS: ClassVar[tuple[str, ...]] = ("latency_us", "size_kb")
+
+    methods: list[str] | None = Field(
+        None,
+        description="quantize, prune, distill, magnitude; default: all that apply to the best model's "
+        "family (magnitude, unstructured pruning, only when named)",
+    )
+    tolerance: float | str = Field(
+        0.01, description="largest allowed drop of the primary metric: absolute (0.01) or relative ('1%')"
+    )
+    target: dict[str, Any] = Field(
+        default_factory=dict,
+        validate_default=True,
+        description="{batch_size: 1, threads: 1 | all, objective: latency|size|throughput}",
+    )
+    budget: dict[str, float] = Field(
+        default_factory=dict,
+        validate_default=True,
+        description="optional {latency_us, size_kb}: the most accurate that fits wins",
+    )
+
+    @field_validator("methods")
+    @classmethod
+    def _check_methods(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("name at least one method, or leave compress.methods out for all that apply")
+        for name in value:
+            _check_choice(name, cls.METHODS, "compression method")
+        return list(dict.fromkeys(value))
+
+    @field_validator("tolerance")
+    @classmethod
+    def _check_tolerance(cls, value: float | str) -> float | str:
+        if isinstance(value, str):
+            text = value.strip()
+            match = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*%", text)
+            if match is None:
+                try:
+                    value = float(text)
+                except ValueError:
+                    raise ValueError(
+                        "tolerance must be an absolute drop like 0.01 or a relative one like '1%'"
+                    ) from None
+            else:
+                return f"{float(match.group(1)):g}%"
+        if not (value >= 0 and value == value and value != float("inf")):
+            raise ValueError("tolerance must be a finite number >= 0")
+        return float(value)
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _check_target(cls, value: Any) -> dict[str, Any]:
+        value = {} if value is None else value
+        if not isinstance(value, Mapping):
+            raise ValueError("target must be a mapping like {batch_size: 1, threads: 1, objective: latency}")
+        for key in value:
+            _check_choice(str(key), cls.TARGET_KEYS, "compress.target key")
+        out: dict[str, Any] = {"batch_size": 1, "threads": 1, "objective": "latency", **value}
+        batch = out["batch_size"]
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"target.batch_size must be a whole number >= 1; got {batch!r}")
+        threads = out["threads"]
+        if threads != "all" and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"target.threads must be a whole number >= 1 or 'all'; got {threads!r}")
+        out["objective"] = _check_choice(str(out["objective"]), cls.OBJECTIVES, "target.objective")
+        return out
+
+    @field_validator("budget", mode="before")
+    @classmethod
+    def _check_budget(cls, value: Any) -> dict[str, float]:
+        value = {} if value is None else value
+        if not isinstance(value, Mapping):
+            raise ValueError("budget must be a mapping like {latency_us: 50, size_kb: 300}")
+        out: dict[str, float] = {}
+        for key, limit in value.items():
+            _check_choice(str(key), cls.BUDGET_KEYS, "compress.budget key")
+            if limit is None:
+                continue
+            if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0:
+                raise ValueError(f"budget.{key} must be a number > 0; got {limit!r}")
+            out[str(key)] = float(limit)
+        return out
 
 
 class Recipe(_Section):
@@ -158,7 +252,7 @@ class Recipe(_Section):
     data: DataConfig
     search: SearchConfig = Field(default_factory=SearchConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
-    compress: CompressConfig = Field(default_factory=CompressConfig)
+    compress: CompressConfig | None = Field(None, description="compress the best model after the search")
 
     @model_validator(mode="after")
     def _default_name(self) -> Recipe:

@@ -165,7 +165,11 @@ def coerce_column(
         if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
             text = pd.Series([_num_text(v) for v in series.tolist()], dtype=object)
         else:
-            text = series.map(lambda v: v if isinstance(v, str) else _num_text(v)) if series.dtype == object else series.astype(str)
+            text = (
+                series.map(lambda v: v if isinstance(v, str) else _num_text(v))
+                if series.dtype == object
+                else series.astype(str)
+            )
         out = text.to_numpy(dtype=object, copy=True)
         out[missing] = ""
         return out.reshape(-1, 1)
@@ -185,6 +189,7 @@ def coerce_column(
             days = ((parsed - _EPOCH) / pd.Timedelta(days=1)).to_numpy(dtype=np.float64, na_value=np.nan)
         return days.astype(np.float32).reshape(-1, 1)
     if kind == "boolean":
+
         def to_bool(v: Any) -> Any:
             if isinstance(v, (bool, np.bool_)):
                 return bool(v)
@@ -202,7 +207,9 @@ def coerce_column(
     if pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_numeric_dtype(series.dtype):
         numbers = series.to_numpy(dtype=np.float64)
     else:
-        numbers = pd.to_numeric(series.where(~pd.Series(missing), None), errors="coerce").to_numpy(dtype=np.float64)
+        numbers = pd.to_numeric(series.where(~pd.Series(missing), None), errors="coerce").to_numpy(
+            dtype=np.float64
+        )
         bad = np.isnan(numbers) & ~missing
         if bad.any():
             raise DataError(

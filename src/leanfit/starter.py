@@ -26,8 +26,6 @@ def starter_recipe(source: str, *, target: str | None = None) -> str:
     data_section: dict[str, object] = {"source": source, "target": data.target, "task": data.task}
     if categorical:
         data_section["categorical"] = categorical
-    if dropped:
-        data_section["drop"] = dropped
     if data.image_shape:
         data_section["image_shape"] = list(data.image_shape)
     families = ["linear", "hgb", "knn", "mlp"] + (["cnn"] if data.image_shape else [])
@@ -48,6 +46,11 @@ def starter_recipe(source: str, *, target: str | None = None) -> str:
     if len(data.columns) > 60:
         header.append(f"#   ... and {len(data.columns) - 60} more")
     header += [f"# note: {w}" for w in data.quality.warnings]
+    if dropped:
+        header.append(
+            f"# leanfit drops {', '.join(dropped)} at run time (ID-like or constant) and says so; "
+            "list columns under data.drop to drop others."
+        )
     header.append("# Every key is documented in the README's recipe reference.")
     body = yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True)
     return "\n".join(header) + "\n" + body

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from .dataset import Dataset, coerce_frame, load_dataset
 from .infer import ColumnInfo, infer_columns, infer_task
+from .prepare import Prepared, prepare
 from .preprocess import OPSETS, build_preprocessor, preprocessor_to_onnx, to_feature_matrix
 from .quality import QualityReport, quality_report
 from .sources import BUNDLED, SYNTHETIC, read_source
@@ -25,6 +26,7 @@ __all__ = [
     "SYNTHETIC",
     "ColumnInfo",
     "Dataset",
+    "Prepared",
     "QualityReport",
     "Splits",
     "build_preprocessor",
@@ -34,6 +36,7 @@ __all__ = [
     "infer_task",
     "load_dataset",
     "make_splits",
+    "prepare",
     "preprocessor_to_onnx",
     "quality_report",
     "read_source",

@@ -116,7 +116,7 @@ def quality_report(
             report.id_like.append(spec.name)
             what = "dropped" if drop_id_like else "kept (drop_id_like is off)"
             report.warn(
-                f"column {spec.name!r} looks like a row ID ({n} distinct values in {n} rows); {what}. "
+                f"column {spec.name!r} looks like a row ID ({column.nunique()} distinct values in {n} rows); {what}. "
                 "An ID cannot generalise to new rows."
             )
             if drop_id_like:
@@ -159,17 +159,24 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+#: Share of distinct values above which a text or integer column counts as an ID.
+ID_UNIQUE_SHARE = 0.95
+
+
 def _id_like(column: pd.Series, spec: ColumnSpec) -> bool:
     n = len(column)
     if n < ID_MIN_ROWS or spec.kind not in ("categorical", "integer"):
         return False
-    if column.nunique() != n:
+    # "Unique per row" up to duplicated rows: a messy file repeats whole rows, IDs included.
+    if column.nunique() < ID_UNIQUE_SHARE * n:
         return False
     if spec.kind == "categorical":
         return True
     values = column.to_numpy(dtype=np.int64)
-    steps = np.diff(np.sort(values))
-    return bool(np.all(steps == 1) or np.all(np.diff(values) > 0) or np.all(np.diff(values) < 0))
+    steps = np.diff(np.unique(values))
+    return bool(
+        np.mean(steps == 1) >= ID_UNIQUE_SHARE or np.all(np.diff(values) >= 0) or np.all(np.diff(values) <= 0)
+    )
 
 
 def _leakage(column: pd.Series, y: np.ndarray, spec: ColumnSpec, task: str) -> tuple[str, float] | None:

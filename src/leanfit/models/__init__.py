@@ -21,6 +21,7 @@ from ..train._choices import did_you_mean
 from ._base import TASKS, Family
 from ._space import Categorical, Dist, Float, Int, active, check_params, suggest
 from .cnn import CNNClassifier, CNNFamily, CNNRegressor
+from .fitting import cap_epochs, early_stopping_split, fit_family
 from .knn import KNNFamily
 from .linear import LinearFamily
 from .mlp import MLPClassifier, MLPFamily, MLPRegressor
@@ -45,6 +46,9 @@ __all__ = [
     "MLPRegressor",
     "RFFamily",
     "active",
+    "cap_epochs",
+    "early_stopping_split",
+    "fit_family",
     "check_params",
     "get_family",
     "register_family",

@@ -24,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -53,38 +54,44 @@ logger = get_logger("leanfit.serve")
 #: Protocol extensions this server implements (reported by ``GET /v2``).
 EXTENSIONS = ["binary_tensor_data", "model_repository"]
 
-ModelSource = (
-    tuple[str, Predictor] | tuple[str, "str | os.PathLike[str]"] | Predictor | str | os.PathLike[str]
-)
-Handler = Callable[[Request], Awaitable[Response]]
-_JSON = "application/json"
+ModelSource = tuple[str, Predictor] | tuple[str, "str | os.PathLike[str]"] | Predictor | str | os.PathLike[str]
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+Reply = tuple[int, bytes, dict[str, str]]
+Handler = Callable[[Scope, Receive], Awaitable[Reply]]
+_JSON = {"content-type": "application/json"}
+_INFER = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
+_PREDICT = re.compile(r"/models/([^/]+)/predict")
+_VERSIONED_INFER = "/v2/models/{model}/versions/{version}/infer"
 
 
-def _json(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(dumps(payload), status_code=status, headers=dict(headers or {}), media_type=_JSON)
+def _json(payload: Any) -> Reply:
+    return 200, dumps(payload), _JSON
 
 
-def _error(exc: ServeError) -> Response:
-    return Response(
-        error_body(exc.message), status_code=exc.status, headers=dict(exc.headers), media_type=_JSON
-    )
+class Endpoint:
+    """A raw ASGI endpoint for one handler: no Request/Response objects on the hot path.
 
+    The handler returns ``(status, body, headers)``; a :class:`ServeError` becomes its JSON error.
+    """
 
-def _guard(fn: Handler) -> Handler:
-    """Turn the handler's :class:`ServeError` into its JSON response."""
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.__name__ = getattr(handler, "__name__", "endpoint")
 
-    async def handler(request: Request) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            return await fn(request)
+            status, body, headers = await self.handler(scope, receive)
         except ServeError as exc:
-            return _error(exc)
+            status, body, headers = exc.status, error_body(exc.message), {**_JSON, **exc.headers}
+        raw = [(b"content-length", str(len(body)).encode())]
+        raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
 
-    handler.__name__ = fn.__name__
-    handler.__doc__ = fn.__doc__
-    return handler
 
-
-def _watch(receive: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
+def _watch(receive: Receive) -> Callable[[], Awaitable[None]]:
     async def watch() -> None:
         while True:
             message = await receive()
@@ -102,11 +109,27 @@ class Service:
         self.config = config
         self.metrics = metrics
         self.edge = EdgeState(
-            token=config.token,
-            max_body_bytes=config.max_body_bytes,
-            metrics=metrics,
-            access_log=config.access_log,
+            token=config.token, max_body_bytes=config.max_body_bytes, metrics=metrics, access_log=config.access_log
         )
+        self.edge.fast_route = self.fast_route
+        self._infer_endpoint = Endpoint(self.infer)
+        self._predict_endpoint = Endpoint(self.predict)
+
+    def fast_route(self, path: str) -> tuple[Endpoint, dict[str, str], str] | None:
+        """The POST inference routes, matched without Starlette's router (the hot path)."""
+        if path.endswith("/infer"):
+            match = _INFER.fullmatch(path)
+            if match is None:
+                return None
+            if match[2] is None:
+                return self._infer_endpoint, {"model": match[1]}, "/v2/models/{model}/infer"
+            return self._infer_endpoint, {"model": match[1], "version": match[2]}, _VERSIONED_INFER
+        if path == "/predict":
+            return self._predict_endpoint, {}, "/predict"
+        match = _PREDICT.fullmatch(path)
+        if match is not None:
+            return self._predict_endpoint, {"model": match[1]}, "/models/{model}/predict"
+        return None
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -136,8 +159,8 @@ class Service:
             self.close()
 
     # -- lookups ---------------------------------------------------------------------------
-    def entry(self, request: Request) -> ModelEntry:
-        params = request.path_params
+    def entry(self, scope: Scope) -> ModelEntry:
+        params = scope.get("path_params", {})
         name = params.get("model")
         if name is None:
             if len(self.models) != 1:
@@ -154,22 +177,22 @@ class Service:
         return entry
 
     # -- health and metadata ---------------------------------------------------------------
-    async def live(self, request: Request) -> Response:
+    async def live(self, scope: Scope, receive: Receive) -> Reply:
         return _json({"live": True})
 
-    async def ready(self, request: Request) -> Response:
+    async def ready(self, scope: Scope, receive: Receive) -> Reply:
         if self.draining:
             raise Unavailable("the server is shutting down")
         return _json({"ready": True})
 
-    async def server_metadata(self, request: Request) -> Response:
+    async def server_metadata(self, scope: Scope, receive: Receive) -> Reply:
         return _json({"name": "leanfit", "version": __version__, "extensions": EXTENSIONS})
 
-    async def model_metadata(self, request: Request) -> Response:
-        return _json(self.entry(request).metadata)
+    async def model_metadata(self, scope: Scope, receive: Receive) -> Reply:
+        return _json(self.entry(scope).metadata)
 
-    async def model_ready(self, request: Request) -> Response:
-        entry = self.entry(request)
+    async def model_ready(self, scope: Scope, receive: Receive) -> Reply:
+        entry = self.entry(scope)
         if self.draining:
             raise Unavailable(f"model {entry.name!r} is not ready: the server is shutting down")
         if not entry.ready:
@@ -177,58 +200,49 @@ class Service:
         return _json({"name": entry.name, "ready": True})
 
     # -- inference -------------------------------------------------------------------------
-    async def infer(self, request: Request) -> Response:
-        entry = self.entry(request)
-        headers = dict(request.scope["headers"])
-        body = await read_body(
-            request.receive, self.config.max_body_bytes, _text(headers.get(b"content-encoding"))
-        )
+    async def infer(self, scope: Scope, receive: Receive) -> Reply:
+        entry = self.entry(scope)
+        headers = dict(scope["headers"])
+        body = await read_body(receive, self.config.max_body_bytes, _text(headers.get(b"content-encoding")))
         parsed = parse_infer(
             body,
             entry.schema,
             header_length=_text(headers.get(b"inference-header-content-length")),
             timeout_header=_text(headers.get(b"x-request-timeout-ms")),
         )
-        request.scope["leanfit.log"] = {"model": entry.name, "rows": parsed.rows, "id": parsed.id}
-        outputs = await entry.infer(
-            parsed.feeds, parsed.rows, timeout=parsed.timeout, watch=_watch(request.receive)
-        )
+        scope["leanfit.log"] = {"model": entry.name, "rows": parsed.rows, "id": parsed.id}
+        outputs = await entry.infer(parsed.feeds, parsed.rows, timeout=parsed.timeout, watch=_watch(receive))
         payload, extra = encode_infer_response(entry.schema, parsed, outputs)
-        return Response(payload, headers=extra)
+        return 200, payload, extra
 
-    async def predict(self, request: Request) -> Response:
-        entry = self.entry(request)
-        headers = dict(request.scope["headers"])
-        body = await read_body(
-            request.receive, self.config.max_body_bytes, _text(headers.get(b"content-encoding"))
-        )
+    async def predict(self, scope: Scope, receive: Receive) -> Reply:
+        entry = self.entry(scope)
+        headers = dict(scope["headers"])
+        body = await read_body(receive, self.config.max_body_bytes, _text(headers.get(b"content-encoding")))
         parsed = parse_rows(body, entry.schema, timeout_header=_text(headers.get(b"x-request-timeout-ms")))
-        request.scope["leanfit.log"] = {"model": entry.name, "rows": parsed.rows}
-        outputs = await entry.infer(
-            parsed.feeds, parsed.rows, timeout=parsed.timeout, watch=_watch(request.receive)
-        )
-        payload = encode_predict_response(entry.schema, outputs, task=entry.task, classes=entry.classes)
-        return Response(payload, media_type=_JSON)
+        scope["leanfit.log"] = {"model": entry.name, "rows": parsed.rows}
+        outputs = await entry.infer(parsed.feeds, parsed.rows, timeout=parsed.timeout, watch=_watch(receive))
+        return 200, encode_predict_response(entry.schema, outputs, task=entry.task, classes=entry.classes), _JSON
 
     # -- drift, metrics, repository, docs --------------------------------------------------
-    async def drift(self, request: Request) -> Response:
-        entry = self.entry(request)
+    async def drift(self, scope: Scope, receive: Receive) -> Reply:
+        entry = self.entry(scope)
         try:
             report = await asyncio.to_thread(entry.drift)
         except ArtifactError as exc:
             raise NotFound(str(exc)) from None
         return _json({**report.to_dict(), "window_size": self.config.drift_window})
 
-    async def metrics_text(self, request: Request) -> Response:
+    async def metrics_text(self, scope: Scope, receive: Receive) -> Reply:
         for entry in self.models.values():
             if entry.window.generation:
                 try:
                     await asyncio.to_thread(entry.drift)
                 except ArtifactError:
                     continue
-        return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+        return 200, self.metrics.render(), {"content-type": CONTENT_TYPE}
 
-    async def repository_index(self, request: Request) -> Response:
+    async def repository_index(self, scope: Scope, receive: Receive) -> Reply:
         return _json(
             [
                 {
@@ -241,26 +255,24 @@ class Service:
             ]
         )
 
-    async def repository_load(self, request: Request) -> Response:
-        entry = self.entry(request)
+    async def repository_load(self, scope: Scope, receive: Receive) -> Reply:
+        entry = self.entry(scope)
         try:
             await entry.reload()
         except ArtifactError as exc:
             logger.error("reload of model %r refused: %s", entry.name, exc)
-            raise BadRequest(
-                f"model {entry.name!r} was not reloaded (still serving the old one): {exc}"
-            ) from None
+            raise BadRequest(f"model {entry.name!r} was not reloaded (still serving the old one): {exc}") from None
         logger.info("model %r reloaded from %s (version %s)", entry.name, entry.path, entry.version)
         return _json({})
 
-    async def repository_unload(self, request: Request) -> Response:
-        entry = self.entry(request)
+    async def repository_unload(self, scope: Scope, receive: Receive) -> Reply:
+        entry = self.entry(scope)
         entry.ready = False
         entry.cache.clear()
         logger.info("model %r unloaded", entry.name)
         return _json({})
 
-    async def openapi(self, request: Request) -> Response:
+    async def openapi(self, scope: Scope, receive: Receive) -> Reply:
         return _json(openapi_document(list(self.models), __version__))
 
     def routes(self) -> list[Route]:
@@ -285,7 +297,7 @@ class Service:
             ("/metrics", self.metrics_text, "GET"),
             ("/openapi.json", self.openapi, "GET"),
         ]
-        return [Route(path, _guard(handler), methods=[method]) for path, handler, method in table]
+        return [Route(path, Endpoint(handler), methods=[method], name=handler.__name__) for path, handler, method in table]
 
 
 def _text(value: bytes | None) -> str | None:
@@ -300,14 +312,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     elif exc.status_code == 405:
         message = f"method {request.method} is not allowed on {request.url.path!r}"
     return Response(
-        error_body(message), status_code=exc.status_code, headers=dict(exc.headers or {}), media_type=_JSON
+        error_body(message), status_code=exc.status_code, headers=dict(exc.headers or {}), media_type="application/json"
     )
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     logger.error("unhandled error on %s %s: %r", request.method, request.url.path, exc)
     return Response(
-        error_body(f"internal server error ({type(exc).__name__}); see the server log"), 500, media_type=_JSON
+        error_body(f"internal server error ({type(exc).__name__}); see the server log"), 500, media_type="application/json"
     )
 
 

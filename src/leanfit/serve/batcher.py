@@ -215,10 +215,9 @@ class Batcher(BaseRunner):
         self._queued_rows = 0
         self._busy = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._dispatcher: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
-        self._work = asyncio.Event()
+        self._work_event = asyncio.Event()
         self._slot = asyncio.Event()
         self._full = asyncio.Event()
 
@@ -232,7 +231,7 @@ class Batcher(BaseRunner):
         if self._loop is loop and self._dispatcher is not None and not self._dispatcher.done():
             return
         if self._loop is not loop:  # first use, or a new loop (tests): fresh primitives
-            self._work, self._slot, self._full = asyncio.Event(), asyncio.Event(), asyncio.Event()
+            self._work_event, self._slot, self._full = asyncio.Event(), asyncio.Event(), asyncio.Event()
             self._busy = 0
         self._loop = loop
         self._dispatcher = loop.create_task(self._dispatch_forever(), name=f"leanfit-batcher-{self.name}")
@@ -266,7 +265,7 @@ class Batcher(BaseRunner):
         self._queued_rows += rows
         if self._queued_rows >= self.max_batch_size:
             self._full.set()
-        self._work.set()
+        self._work_event.set()
         try:
             if timeout is None:
                 result = await item.future
@@ -317,8 +316,8 @@ class Batcher(BaseRunner):
     async def _dispatch_once(self) -> None:
         self._drop_dead_head()
         if not self._queue:
-            self._work.clear()
-            await self._work.wait()
+            self._work_event.clear()
+            await self._work_event.wait()
             return
         if self._busy >= self.instances:
             self._slot.clear()
@@ -342,10 +341,7 @@ class Batcher(BaseRunner):
                 seen = len(self._queue)
         batch = self._take()
         if batch:
-            self._busy += 1
-            task = asyncio.get_running_loop().create_task(self._execute(batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._launch(batch)
 
     def _take(self) -> list[_Item]:
         batch: list[_Item] = []
@@ -372,34 +368,31 @@ class Batcher(BaseRunner):
                 break
         if self._queued_rows < self.max_batch_size:
             self._full.clear()
-        self.metrics.queue_rows.set(self._queued_rows)
         return batch
 
-    async def _execute(self, batch: list[_Item]) -> None:
+    def _launch(self, batch: list[_Item]) -> None:
+        """Hand a batch to a worker thread; :meth:`_complete` runs on the loop when it is done."""
         start = time.perf_counter()
         rows = [item.rows for item in batch]
         for item in batch:
             self.metrics.queue_wait.observe(start - item.arrival)
         self.metrics.batch_rows.observe(sum(rows))
         self.metrics.batch_requests.observe(len(batch))
-        loop = asyncio.get_running_loop()
+        self._busy += 1
         try:
-            results = await loop.run_in_executor(
-                self.executor, self._run_batch, [item.feeds for item in batch], rows
-            )
-        except BaseException as exc:  # executor shut down under us, or this task was cancelled
-            results = [Unavailable(f"model {self.name!r} is shutting down: {type(exc).__name__}")] * len(
-                batch
-            )
-            if isinstance(exc, asyncio.CancelledError):
-                for item, result in zip(batch, results, strict=True):
-                    if not item.future.done():
-                        item.future.set_exception(result)
-                raise
-        finally:
-            self._busy -= 1
-            self._slot.set()
-            self._work.set()
+            self.executor.submit(self._work, self._loop, batch, [item.feeds for item in batch], rows)
+        except RuntimeError:  # the executor was shut down (closing)
+            self._complete(batch, [Unavailable(f"model {self.name!r} is shutting down")] * len(batch))
+
+    def _work(self, loop: Any, batch: list[_Item], feeds: list[Feeds], rows: list[int]) -> None:
+        results = self._run_batch(feeds, rows)
+        with contextlib.suppress(RuntimeError):  # the loop closed while the model ran
+            loop.call_soon_threadsafe(self._complete, batch, results)
+
+    def _complete(self, batch: list[_Item], results: list[Outputs | BaseException]) -> None:
+        self._busy -= 1
+        self._slot.set()
+        self._work_event.set()
         done = 0
         for item, result in zip(batch, results, strict=True):
             if item.future.done():
@@ -436,7 +429,7 @@ class Batcher(BaseRunner):
     async def _watch_forever(self) -> None:
         while True:
             if not self._queue:
-                await self._work.wait()
+                await self._work_event.wait()
                 if not self._queue:
                     await asyncio.sleep(WATCH_AFTER_S)
                     continue

@@ -34,6 +34,7 @@ import numpy as np
 from ..artifacts import resolve_model_dir, verify
 from ..exceptions import ArtifactError, DataError
 from ..schema import DEFAULT_NA_VALUES, ColumnSpec, coerce_column
+from .feeds import MatrixFeeds
 
 __all__ = [
     "DATASET_SHARE",
@@ -277,10 +278,11 @@ def compute_drift(
 
 
 class DriftWindow:
-    """The last ``size`` rows a model received, kept as references to the validated feeds.
+    """The last ``size`` rows a model received, kept as references to the validated arrays.
 
-    Adding is O(1) on the request path; the columns are concatenated only when a report
-    is asked for. ``generation`` changes on every add, so a report can be reused until then.
+    Adding is O(1) on the request path and keeps only numpy arrays (which the garbage collector
+    does not track); the columns are joined only when a report is asked for. ``generation``
+    changes on every add, so a report can be reused until then.
 
     Example:
         >>> w = DriftWindow(size=3)
@@ -291,17 +293,22 @@ class DriftWindow:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._chunks: deque[tuple[Mapping[str, np.ndarray], int]] = deque()
+        # (rows, names, arrays): one (N, F) matrix for matrix-form requests, else one (N, 1) per column
+        self._chunks: deque[tuple[int, tuple[str, ...], tuple[np.ndarray, ...], bool]] = deque()
         self._rows = 0
         self.generation = 0
         self._lock = threading.Lock()
 
     def add(self, feeds: Mapping[str, np.ndarray], rows: int) -> None:
+        if isinstance(feeds, MatrixFeeds):
+            chunk = (rows, feeds.names, (feeds.matrix,), True)
+        else:
+            chunk = (rows, tuple(feeds), tuple(feeds.values()), False)
         with self._lock:
-            self._chunks.append((feeds, rows))
+            self._chunks.append(chunk)
             self._rows += rows
-            while self._chunks and self._rows - self._chunks[0][1] >= self.size:
-                self._rows -= self._chunks.popleft()[1]
+            while self._chunks and self._rows - self._chunks[0][0] >= self.size:
+                self._rows -= self._chunks.popleft()[0]
             self.generation += 1
 
     def clear(self) -> None:
@@ -314,15 +321,18 @@ class DriftWindow:
         """Column name -> the window's last ``size`` values (flat), and the row count."""
         with self._lock:
             chunks = list(self._chunks)
+            rows = min(self._rows, self.size)
         if not chunks:
             return {}, 0
-        names = list(chunks[-1][0])
-        out: dict[str, np.ndarray] = {}
-        for name in names:
-            parts = [np.asarray(feeds[name]).ravel() for feeds, _ in chunks if name in feeds]
-            out[name] = np.concatenate(parts)[-self.size :] if parts else np.empty(0)
-        rows = min(self._rows, self.size)
-        return out, rows
+        parts: dict[str, list[np.ndarray]] = {}
+        for _, names, arrays, is_matrix in chunks:
+            if is_matrix:
+                for j, name in enumerate(names):
+                    parts.setdefault(name, []).append(arrays[0][:, j])
+            else:
+                for name, array in zip(names, arrays, strict=True):
+                    parts.setdefault(name, []).append(np.asarray(array).ravel())
+        return {name: np.concatenate(values)[-self.size :] for name, values in parts.items()}, rows
 
 
 def _read_table(path: str | os.PathLike[str]) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -21,20 +21,37 @@ __all__ = ["MatrixFeeds", "feeds_key", "join_feeds"]
 Feeds = Mapping[str, np.ndarray]
 
 
-class MatrixFeeds(dict[str, np.ndarray]):
-    """``{column: (N, 1) float32}`` whose arrays are views of one row-major ``(N, F)`` matrix.
+class MatrixFeeds(Mapping[str, np.ndarray]):
+    """``{column: (N, 1) float32}`` backed by one row-major ``(N, F)`` matrix.
+
+    The per-column arrays are made on first access (in the worker thread, for a model call),
+    so a request that only joins a batch never pays for them.
 
     Example:
         >>> feeds = MatrixFeeds(np.arange(6, dtype=np.float32).reshape(2, 3), ("a", "b", "c"))
-        >>> feeds["b"].ravel().tolist(), feeds.matrix.shape
-        ([1.0, 4.0], (2, 3))
+        >>> feeds["b"].ravel().tolist(), feeds.matrix.shape, list(feeds)
+        ([1.0, 4.0], (2, 3), ['a', 'b', 'c'])
     """
 
     def __init__(self, matrix: np.ndarray, names: tuple[str, ...]) -> None:
-        self.matrix = matrix  # (N, F), float32, as the client sent it
+        self.matrix = matrix  # (N, F) float32
         self.names = names
-        columns = np.ascontiguousarray(matrix.T)  # (F, N): each column contiguous for ONNX Runtime
-        super().__init__(zip(names, (row.reshape(-1, 1) for row in columns), strict=True))
+        self._columns: dict[str, np.ndarray] | None = None
+
+    def _materialise(self) -> dict[str, np.ndarray]:
+        if self._columns is None:
+            columns = np.ascontiguousarray(self.matrix.T)  # (F, N): each column contiguous for ONNX Runtime
+            self._columns = dict(zip(self.names, (row.reshape(-1, 1) for row in columns), strict=True))
+        return self._columns
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._materialise()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
 
 
 def join_feeds(parts: Sequence[Feeds]) -> Feeds:

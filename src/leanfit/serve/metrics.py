@@ -27,6 +27,7 @@ name                                type       labels                      meani
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -87,6 +88,9 @@ class Metrics:
             registry=r,
         )
         self.inflight = Gauge("leanfit_inflight_requests", "Requests being handled now.", registry=r)
+        self.inflight.set_function(lambda: float(self.inflight_count()))
+        #: Replaced by the app with a function returning the live count (read at scrape time).
+        self.inflight_count: Callable[[], int] = lambda: 0
         self.queue_wait = Histogram(
             "leanfit_queue_wait_seconds",
             "Time rows waited for a model call.",

@@ -106,6 +106,9 @@ class ModelEntry:
         self.window = DriftWindow(config.drift_window)
         self._drift: tuple[int, DriftReport] | None = None
         self.runner: BaseRunner = self._make_runner()
+        self.metrics.queue_rows.set_function(lambda: float(self.runner.queued_rows))
+        self.metrics.cache_entries.set_function(lambda: float(len(self.cache)))
+        self.metrics.cache_bytes.set_function(lambda: float(self.cache.bytes))
         self._install(predictor)
 
     def _make_runner(self) -> BaseRunner:
@@ -174,7 +177,6 @@ class ModelEntry:
         old_columns = self.schema.columns
         self._install(predictor)
         self.cache.clear()
-        self._sync_cache_metrics()
         if old_columns != self.schema.columns:
             self.window.clear()
         self._drift = None
@@ -184,10 +186,6 @@ class ModelEntry:
         """Load the artifact again from its folder (checksums verified) and swap it in."""
         predictor = await asyncio.to_thread(open_model, self.path, self.config)
         self.replace(predictor)
-
-    def _sync_cache_metrics(self) -> None:
-        self.metrics.cache_entries.set(len(self.cache))
-        self.metrics.cache_bytes.set(self.cache.bytes)
 
     async def infer(
         self,
@@ -216,7 +214,6 @@ class ModelEntry:
             evicted = self.cache.put(key, {k: np.array(v, copy=True) for k, v in outputs.items()})
             if evicted:
                 self.metrics.cache_evictions.inc(evicted)
-            self._sync_cache_metrics()
         return outputs
 
     def drift(self) -> DriftReport:

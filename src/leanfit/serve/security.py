@@ -59,9 +59,19 @@ class EdgeState:
         self.access_log = access_log
         self.draining = False
         self.inflight = 0
+        metrics.inflight_count = lambda: self.inflight
+        #: Set by the app: path -> (ASGI endpoint, path params, route template) for the POST hot
+        #: routes, which then skip Starlette's router and exception layers.
+        self.fast_route: Callable[[str], tuple[ASGIApp, dict[str, str], str] | None] | None = None
+
+
+_MAX_MESSAGE = 2000
 
 
 def error_body(message: str) -> bytes:
+    """``{"error": message}``, with the message cut at 2000 characters."""
+    if len(message) > _MAX_MESSAGE:
+        message = message[: _MAX_MESSAGE - 3] + "..."
     return dumps({"error": message})
 
 
@@ -187,12 +197,17 @@ class ServeMiddleware:
                 exchange[1] += len(message.get("body", b""))
             await send(message)
 
+        fast = None
+        template = "unmatched"
         edge.inflight += 1
-        edge.metrics.inflight.inc()
         try:
             refused = self._precheck(scope, path)
+            fast = edge.fast_route(path) if edge.fast_route is not None and scope["method"] == "POST" else None
             if refused is not None:
                 await _send_error(send_wrapper, refused[0], close=refused[1])
+            elif fast is not None:
+                endpoint, scope["path_params"], template = fast
+                await endpoint(scope, receive, send_wrapper)
             else:
                 await self.app(scope, receive, send_wrapper)
         except ClientDisconnected:
@@ -207,10 +222,9 @@ class ServeMiddleware:
             exchange[0] = exchange[0] or 500
         finally:
             edge.inflight -= 1
-            edge.metrics.inflight.dec()
             elapsed = time.perf_counter() - start
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            if fast is None:
+                template = getattr(scope.get("route"), "path", None) or "unmatched"
             method = scope.get("method", "")
             status = int(exchange[0])
             edge.metrics.request(template, method, status, elapsed)
@@ -234,4 +248,6 @@ def _access(scope: Scope, path: str, route: str, method: str, status: int, elaps
     extra = scope.get("leanfit.log")
     if extra:
         record.update(extra)
+        if isinstance(record.get("id"), str) and len(record["id"]) > 200:
+            record["id"] = record["id"][:200] + "..."
     access_logger.info("%s", json.dumps(record, separators=(",", ":"), default=str))

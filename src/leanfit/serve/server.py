@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -118,7 +119,14 @@ def _make_server(app: Any, config: ServeConfig) -> Any:
 
 
 def run_app(app: Any, config: ServeConfig) -> int:
-    """Run a :func:`create_app` app on uvicorn until a signal; returns the exit code."""
+    """Run a :func:`create_app` app on uvicorn until a signal; returns the exit code.
+
+    This owns the process, so it also freezes everything loaded so far out of the garbage
+    collector's reach (``gc.freeze()``): full collections then scan only objects made while
+    serving, which keeps their pauses (and the p99 latency) short.
+    """
+    gc.collect()
+    gc.freeze()
     server = _make_server(app, config)
     try:
         server.run()
