@@ -48,8 +48,10 @@ def _main(
     logging.getLogger("leanfit").setLevel(level)
     import optuna
 
+    # Optuna logs each failed trial with its traceback; the CLI prints one line per failure
+    # instead (from the progress events), and the leaderboard keeps the error.
     optuna.logging.disable_default_handler()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
 def _fail(exc: BaseException) -> None:
@@ -80,6 +82,11 @@ class _SearchProgress:
             console.print(f"[yellow]warning:[/] {event['warning']}", highlight=False)
         elif "message" in event:
             console.print(f"[dim]{stage}:[/] {event['message']}", highlight=False)
+        if stage == "search" and event.get("state") == "FAIL":
+            console.print(
+                f"[yellow]trial {event.get('trial')} failed:[/] {escape(str(event.get('error')))}",
+                soft_wrap=True,
+            )
         if stage == "search":
             best = event.get("best")
             shown = "-" if best is None else f"{best:.4f}"

@@ -31,7 +31,7 @@ from .evaluate import compute_metrics, metric_direction, primary_metric
 from .exceptions import LeanfitError
 from .models import cap_epochs, fit_family, get_family
 from .recipe import Recipe, load_recipe
-from .search import FINISHED, Search, leaderboard
+from .search import Search, finished_count, leaderboard
 from .search.objective import Objective
 
 __all__ = ["Refit", "RunResult", "run"]
@@ -97,7 +97,7 @@ def _objective_from_dict(recipe_data: dict[str, Any]) -> Objective:
 
 def _enqueued(recipe: Recipe, task: str) -> list[dict[str, Any]]:
     """Fixed trials to run first: each family's grid (grid sampler) or its defaults."""
-    out = []
+    out: list[dict[str, Any]] = []
     for name in recipe.search.families:
         family = get_family(name)
         configs = family.grid(task) if recipe.search.sampler == "grid" else [family.defaults(task)]
@@ -179,7 +179,7 @@ def run(
         n_trials = min(n_trials or len(search.enqueue), len(search.enqueue))
 
     def on_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        done = len(study.get_trials(deepcopy=False, states=FINISHED))
+        done = finished_count(study)
         try:
             best = study.best_value
         except ValueError:
@@ -194,6 +194,7 @@ def run(
                 "state": trial.state.name,
                 "family": trial.params.get("family"),
                 "value": trial.value,
+                "error": trial.user_attrs.get("error"),
             }
         )
 
@@ -226,7 +227,7 @@ def run(
     metrics.update(
         {
             "best_trial": best.number,
-            "validation": {metric: round(float(best.value), 6)},
+            "validation": {metric: round(float(best.value or 0.0), 6)},
             "n_trials": {
                 state: int((board["state"] == state).sum()) for state in ("COMPLETE", "PRUNED", "FAIL")
             },

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -250,8 +251,8 @@ class Recipe(_Section):
     name: str = Field("", description="run folder name under runs/; default: from the data source")
     seed: int = 0
     data: DataConfig
-    search: SearchConfig = Field(default_factory=SearchConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
+    search: SearchConfig = Field(default_factory=lambda: SearchConfig())
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig())
     compress: CompressConfig | None = Field(None, description="compress the best model after the search")
 
     @model_validator(mode="after")
@@ -356,7 +357,7 @@ def default_recipe_path() -> Path:
 
 
 def load_recipe(
-    source: str | Path | Mapping[str, Any] | Recipe | None = None, overrides: Iterable[str] = ()
+    source: str | os.PathLike[str] | Mapping[str, Any] | Recipe | None = None, overrides: Iterable[str] = ()
 ) -> Recipe:
     """Read and validate a recipe.
 

@@ -140,3 +140,50 @@ def test_predict_on_a_tampered_artifact_is_refused(cli_run: Path, tmp_path: Path
     proc = leanfit("predict", str(copy), "new.csv", cwd=tmp_path)
     assert proc.returncode == 2
     assert "model.onnx: SHA-256 mismatch" in proc.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_a_resumable_study(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    import optuna
+
+    (tmp_path / "r.yaml").write_text(
+        "name: ic\ndata: {source: 'sklearn:digits', cv: 0}\nsearch: {families: [mlp], trials: 40, pruner: none}\n",
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "leanfit.cli", "run", "r.yaml"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    storage = f"sqlite:///{tmp_path / 'runs' / 'ic' / 'study.db'}"
+    deadline = time.monotonic() + 240
+    done = 0
+    while time.monotonic() < deadline and done < 2:
+        time.sleep(1)
+        try:
+            trials = optuna.load_study(study_name="ic", storage=storage).trials
+        except Exception:  # the study is not created yet
+            continue
+        done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert done >= 2, "the run did not finish two trials in time"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    study = optuna.load_study(study_name="ic", storage=storage)
+    finished = [t.number for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(finished) >= 2
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    interrupted = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert [t.user_attrs.get("error") for t in interrupted] == ["interrupted (Ctrl-C)"]
+    # The interrupted trial does not use up the budget: asking for one more than finished runs one more.
+    resumed = leanfit("run", "r.yaml", "--set", f"search.trials={len(finished) + 1}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    board = pd.read_csv(tmp_path / "runs" / "ic" / "leaderboard.csv")
+    complete = set(board.loc[board["state"] == "COMPLETE", "trial"])
+    assert set(finished) < complete and len(complete) == len(finished) + 1

@@ -139,3 +139,21 @@ def test_holdout_mode_when_cv_is_off(tmp_path: Path) -> None:
     train, valid = prepared.folds[0]
     assert not set(train) & set(valid) and not set(valid) & set(prepared.test)
     assert len(prepare(load_recipe({"data": {"source": "sklearn:iris"}})).folds) == 5
+
+
+@pytest.mark.slow
+def test_n_jobs_runs_trials_in_two_processes(tmp_path: Path) -> None:
+    import optuna
+
+    result = leanfit.run(
+        {
+            "name": "par",
+            "data": {"source": "synthetic:classification?rows=400&features=6&seed=2", "cv": 0},
+            "search": {"families": ["mlp"], "trials": 10, "n_jobs": 2, "pruner": "none"},
+        },
+        out=tmp_path,
+    )
+    study = optuna.load_study(study_name="par", storage=f"sqlite:///{result.run_dir / 'study.db'}")
+    owners = {t.system_attrs.get("leanfit:owner") for t in study.trials}
+    assert len(owners) == 2
+    assert len(pd.read_csv(result.run_dir / "leaderboard.csv")) >= 8

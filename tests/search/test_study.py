@@ -152,6 +152,7 @@ def test_a_killed_process_leaves_a_resumable_study(tmp_path: Path) -> None:
     states = [t.state for t in study.trials]
     assert states[:3] == [TrialState.COMPLETE] * 3
     assert states[3] == TrialState.FAIL  # the orphan of the killed process
+    assert study.trials[3].system_attrs["leanfit:interrupted"] is True
     calls: list[int] = []
 
     def objective(trial: optuna.Trial) -> float:
@@ -159,5 +160,5 @@ def test_a_killed_process_leaves_a_resumable_study(tmp_path: Path) -> None:
         return trial.suggest_float("x", 0, 1)
 
     study = search.run(objective, n_trials=10)
-    assert calls == [4, 5, 6, 7, 8, 9]
+    assert calls == [4, 5, 6, 7, 8, 9, 10]  # the interrupted trial does not use up the budget
     assert os.path.getsize(db) > 0

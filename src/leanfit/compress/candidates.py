@@ -28,7 +28,7 @@ from ..evaluate import score
 from ..evaluate.bench import Timing
 from ..models import Family, fit_family
 from .distill import Distiller
-from .graphs import merge_candidate, quantizable_nodes, run_graph
+from .graphs import merge_candidate, mlp_to_onnx, quantizable_nodes, run_graph
 from .prune import MagnitudePruner, StructuredPruner
 from .quantize import DEFAULT_SPECS, QuantSpec, fallback, fp16_available, prepare_graph, quantize_graph
 from .surgery import count_parameters
@@ -49,6 +49,7 @@ class Candidate:
     method: str
     params: dict[str, Any]
     graph: onnx.ModelProto | None = field(default=None, repr=False)
+    net: onnx.ModelProto | None = field(default=None, repr=False)
     family: str = ""
     model_params: dict[str, Any] = field(default_factory=dict)
     reference: str = "original"
@@ -138,7 +139,9 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 
 def _failed(name: str, method: str, exc: BaseException, parent: str | None) -> Candidate:
     logger.warning("compression candidate %s failed: %s", name, exc)
-    return Candidate(name, method, {}, parent=parent, eligible=False, why_not=f"failed: {exc}", status="failed")
+    return Candidate(
+        name, method, {}, parent=parent, eligible=False, why_not=f"failed: {exc}", status="failed"
+    )
 
 
 def quantized(
@@ -222,7 +225,8 @@ def reference_fit(ctx: Context) -> tuple[Any, Candidate]:
             threads=ctx.threads,
         )
     )
-    graph = merge_candidate(ctx.pre_graph, ctx.family.to_onnx(estimator, ctx.n_features))
+    net = mlp_to_onnx(estimator, ctx.n_features) if ctx.family.name in ("mlp", "cnn") else None
+    graph = merge_candidate(ctx.pre_graph, net or ctx.family.to_onnx(estimator, ctx.n_features))
     cand = Candidate(
         "reference",
         "reference",
@@ -239,16 +243,24 @@ def reference_fit(ctx: Context) -> tuple[Any, Candidate]:
 
 
 def _torch_candidate(
-    ctx: Context, name: str, method: str, params: dict[str, Any], estimator: Any, seconds: float, why_not: str = ""
+    ctx: Context,
+    name: str,
+    method: str,
+    params: dict[str, Any],
+    estimator: Any,
+    seconds: float,
+    why_not: str = "",
 ) -> Candidate:
-    net = ctx.family.to_onnx(estimator, ctx.n_features) if method != "distill" else _mlp_onnx(estimator, ctx)
+    student = method == "distill"
+    net = mlp_to_onnx(estimator, ctx.n_features)
     return Candidate(
         name,
         method,
         params,
         merge_candidate(ctx.pre_graph, net),
-        family=ctx.family.name if method != "distill" else "mlp",
-        model_params=dict(ctx.params) if method != "distill" else _student_params(params),
+        net=net,
+        family="mlp" if student else ctx.family.name,
+        model_params=_student_params(params) if student else dict(ctx.params),
         reference="reference",
         parent="reference",
         parameters=count_parameters(estimator.module_),
@@ -257,23 +269,16 @@ def _torch_candidate(
     )
 
 
-def _mlp_onnx(estimator: Any, ctx: Context) -> onnx.ModelProto:
-    from ..models import get_family
-
-    return get_family("mlp").to_onnx(estimator, ctx.n_features)
-
-
 def _student_params(params: dict[str, Any]) -> dict[str, Any]:
     return {"hidden": params["hidden"], "depth": params["depth"], "dropout": 0.0}
 
 
-def _combos(ctx: Context, cand: Candidate, estimator: Any) -> list[Candidate]:
-    if not ctx.combo_specs or cand.graph is None:
+def _combos(ctx: Context, cand: Candidate) -> list[Candidate]:
+    if not ctx.combo_specs or cand.net is None:
         return []
-    net = ctx.family.to_onnx(estimator, ctx.n_features) if cand.method != "distill" else _mlp_onnx(estimator, ctx)
     return quantized(
         ctx,
-        net,
+        cand.net,
         parent=cand.name,
         reference="reference",
         specs=ctx.combo_specs,
@@ -302,12 +307,16 @@ def pruned(
             "parameters": snap.parameters,
             "original_parameters": original,
         }
-        cand = _torch_candidate(ctx, f"prune{round(snap.sparsity * 100)}", "prune", params, snap.estimator, seconds)
-        out += [cand, *_combos(ctx, cand, snap.estimator)]
+        cand = _torch_candidate(
+            ctx, f"prune{round(snap.sparsity * 100)}", "prune", params, snap.estimator, seconds
+        )
+        out += [cand, *_combos(ctx, cand)]
     return out
 
 
-def magnitude_pruned(ctx: Context, reference: Any, *, sparsities: Sequence[float] = (0.5, 0.8)) -> list[Candidate]:
+def magnitude_pruned(
+    ctx: Context, reference: Any, *, sparsities: Sequence[float] = (0.5, 0.8)
+) -> list[Candidate]:
     """Unstructured magnitude pruning (dense graph; the gain is only in the compressed file size)."""
     pruner, seconds = _timed(
         lambda: MagnitudePruner(sparsities=sparsities, seed=ctx.seed).fit(reference, ctx.X_train, ctx.y_train)
@@ -376,22 +385,28 @@ def distilled(
     for arch in picks:
         d, valid, seconds = fitted[arch]
         control, c_seconds = _timed(
-            lambda a=arch: Distiller(hidden=a[0], depth=a[1], alpha=0.0, augment=0.0, seed=ctx.seed, **settings).fit(
-                None, ctx.X_train, ctx.y_train, task=ctx.task, n_classes=ctx.n_classes
-            )
+            lambda a=arch: Distiller(
+                hidden=a[0], depth=a[1], alpha=0.0, augment=0.0, seed=ctx.seed, **settings
+            ).fit(None, ctx.X_train, ctx.y_train, task=ctx.task, n_classes=ctx.n_classes)
         )
         c_valid = ctx.score_output(_predict(control.student_, ctx))
         wins = (valid > c_valid) if ctx.maximize else (valid < c_valid)
         name = f"distill-h{arch[0]}x{arch[1]}"
         params = {**d.get_params(), "rows": d.rows_, "control_valid": round(c_valid, 6)}
-        verdict = "" if wins else f"distillation lost to plain training of the same student ({valid:.4f} vs {c_valid:.4f})"
+        verdict = (
+            ""
+            if wins
+            else f"distillation lost to plain training of the same student ({valid:.4f} vs {c_valid:.4f})"
+        )
         cand = _torch_candidate(ctx, name, "distill", params, d.student_, seconds, why_not=verdict)
-        ctrl = _torch_candidate(ctx, f"plain-h{arch[0]}x{arch[1]}", "distill", control.get_params(), control.student_, c_seconds)
+        ctrl = _torch_candidate(
+            ctx, f"plain-h{arch[0]}x{arch[1]}", "distill", control.get_params(), control.student_, c_seconds
+        )
         ctrl.method, ctrl.eligible = "control", False
         ctrl.why_not = f"control: plain training of {name}'s student, no teacher"
         out += [cand, ctrl]
         if wins:
-            out += _combos(ctx, cand, d.student_)
+            out += _combos(ctx, cand)
     return out
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from ..artifacts.export import merge_graphs
 from ..exceptions import ArtifactError
@@ -24,6 +24,7 @@ __all__ = [
     "QUANTIZABLE_OPS",
     "check_signature",
     "merge_candidate",
+    "mlp_to_onnx",
     "quiet_onnxruntime_tools",
     "quantizable_nodes",
     "run_graph",
@@ -62,16 +63,23 @@ def quantizable_nodes(model: onnx.ModelProto) -> list[str]:
 
 
 def merge_candidate(preprocessor: onnx.ModelProto, net: onnx.ModelProto) -> onnx.ModelProto:
-    """Merge the preprocessing graph with a (compressed) model graph into one tidy candidate graph."""
+    """Merge the preprocessing graph with a (compressed) model graph into one tidy candidate graph.
+
+    Shape annotations (``value_info``) that name the graph's inputs or outputs are dropped
+    first: ``onnx.compose.add_prefix`` renames every ``value_info`` entry, and with them the
+    outputs ``quant_pre_process`` annotated (``label`` would become ``net/label``).
+    """
     net = tidy_opsets(onnx.ModelProto.FromString(net.SerializeToString()))
+    io = {v.name for v in (*net.graph.input, *net.graph.output)}
+    kept = [v for v in net.graph.value_info if v.name not in io]
+    del net.graph.value_info[:]
+    net.graph.value_info.extend(kept)
     return tidy_opsets(merge_graphs(preprocessor, net))
 
 
 def _signature(model: onnx.ModelProto) -> tuple[list[tuple[str, int, int]], list[tuple[str, int, int]]]:
     def spec(values: Any) -> list[tuple[str, int, int]]:
-        return [
-            (v.name, v.type.tensor_type.elem_type, len(v.type.tensor_type.shape.dim)) for v in values
-        ]
+        return [(v.name, v.type.tensor_type.elem_type, len(v.type.tensor_type.shape.dim)) for v in values]
 
     return spec(model.graph.input), spec(model.graph.output)
 
@@ -125,3 +133,72 @@ def quiet_onnxruntime_tools() -> Iterator[None]:
             yield
     finally:
         root.setLevel(level)
+
+
+def mlp_to_onnx(estimator: Any, n_features: int) -> onnx.ModelProto:
+    """Build the contract graph of a fitted MLP estimator directly (``Gemm``/``Relu``), in milliseconds.
+
+    Equivalent to ``get_family("mlp").to_onnx`` for networks of ``Linear``, ``ReLU`` and
+    ``Dropout`` layers (a test pins the parity); ``torch.onnx.export`` takes about a second
+    per graph, and compression exports dozens. Other layouts fall back to the family's export.
+
+    Example:
+        >>> graph = mlp_to_onnx(estimator, 64)      # doctest: +SKIP
+        >>> [o.name for o in graph.graph.output]    # doctest: +SKIP
+        ['label', 'probabilities']
+    """
+    from torch import nn
+
+    from ..models._base import is_classifier
+    from ..models._onnx import BATCH_DIM, INPUT_NAME, finish
+
+    module = estimator.module_
+    if not all(isinstance(m, (nn.Linear, nn.ReLU, nn.Dropout)) for m in module):
+        from ..models import get_family
+
+        return get_family("cnn" if any(isinstance(m, nn.Conv2d) for m in module) else "mlp").to_onnx(
+            estimator, n_features
+        )
+    nodes, inits = [], []
+    current = INPUT_NAME
+    for i, layer in enumerate(module):
+        if isinstance(layer, nn.Linear):
+            w = layer.weight.detach().cpu().numpy().astype(np.float32)
+            b = layer.bias.detach().cpu().numpy().astype(np.float32)
+            inits += [numpy_helper.from_array(w, f"W{i}"), numpy_helper.from_array(b, f"B{i}")]
+            nodes.append(
+                helper.make_node("Gemm", [current, f"W{i}", f"B{i}"], [f"h{i}"], transB=1, name=f"gemm_{i}")
+            )
+            current = f"h{i}"
+        elif isinstance(layer, nn.ReLU):
+            nodes.append(helper.make_node("Relu", [current], [f"h{i}"], name=f"relu_{i}"))
+            current = f"h{i}"
+    n_out = int(module[-1].out_features) if isinstance(module[-1], nn.Linear) else 0
+    if is_classifier(estimator):
+        classes = np.asarray(estimator.classes_, dtype=np.int64)
+        nodes.append(helper.make_node("Softmax", [current], ["probabilities"], axis=1, name="softmax"))
+        if np.array_equal(classes, np.arange(len(classes))):
+            nodes.append(
+                helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0, name="argmax")
+            )
+        else:
+            inits.append(numpy_helper.from_array(classes, "classes"))
+            nodes.append(
+                helper.make_node("ArgMax", ["probabilities"], ["index"], axis=1, keepdims=0, name="argmax")
+            )
+            nodes.append(helper.make_node("Gather", ["classes", "index"], ["label"], axis=0, name="decode"))
+        outputs = [
+            helper.make_tensor_value_info("label", onnx.TensorProto.INT64, [BATCH_DIM]),
+            helper.make_tensor_value_info("probabilities", onnx.TensorProto.FLOAT, [BATCH_DIM, n_out]),
+        ]
+    else:
+        outputs = [helper.make_tensor_value_info(current, onnx.TensorProto.FLOAT, [BATCH_DIM, 1])]
+    graph = helper.make_graph(
+        nodes,
+        "leanfit_mlp",
+        [helper.make_tensor_value_info(INPUT_NAME, onnx.TensorProto.FLOAT, [BATCH_DIM, n_features])],
+        outputs,
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    return finish(model, classifier=is_classifier(estimator))

@@ -153,7 +153,13 @@ def finetune(
 
 
 def unit_importance(
-    estimator: Any, module: nn.Sequential, X: np.ndarray, y: np.ndarray, *, method: str = "taylor", seed: int = 0
+    estimator: Any,
+    module: nn.Sequential,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    method: str = "taylor",
+    seed: int = 0,
 ) -> list[torch.Tensor]:
     """Importance of every unit of every prunable layer (higher = keep), one tensor per layer.
 
@@ -192,7 +198,9 @@ def unit_importance(
         z, layer = outputs[u.index], list(work)[u.index]
         assert z.grad is not None
         bias = layer.bias.detach().reshape(1, -1, *([1] * (z.dim() - 2)))
-        contribution = (z.grad * (z.detach() - bias)).flatten(2) if z.dim() > 2 else z.grad * (z.detach() - bias)
+        contribution = (
+            (z.grad * (z.detach() - bias)).flatten(2) if z.dim() > 2 else z.grad * (z.detach() - bias)
+        )
         per_sample = contribution.sum(-1) if z.dim() > 2 else contribution  # (N, units)
         scores.append(per_sample.abs().mean(0).detach())
     return scores

@@ -130,10 +130,10 @@ class _Reader:
     """A ``CalibrationDataReader`` over rows of the feature matrix."""
 
     def __init__(self, X: np.ndarray, input_name: str) -> None:
-        self.batches = [
-            {input_name: X[i : i + _CALIBRATION_BATCH].astype(np.float32)}
-            for i in range(0, len(X), _CALIBRATION_BATCH)
-        ]
+        # Equal batches: the histogram calibrators (entropy, percentile) stack them.
+        size = min(_CALIBRATION_BATCH, len(X))
+        n = (len(X) // size) * size
+        self.batches = [{input_name: X[i : i + size].astype(np.float32)} for i in range(0, n, size)]
         self.index = 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:

@@ -9,6 +9,15 @@ Example:
 from __future__ import annotations
 
 from .samplers import PRUNERS, SAMPLERS, make_pruner, make_sampler
-from .study import FINISHED, Search, leaderboard
+from .study import FINISHED, Search, finished_count, leaderboard
 
-__all__ = ["FINISHED", "PRUNERS", "SAMPLERS", "Search", "leaderboard", "make_pruner", "make_sampler"]
+__all__ = [
+    "FINISHED",
+    "PRUNERS",
+    "SAMPLERS",
+    "Search",
+    "finished_count",
+    "leaderboard",
+    "make_pruner",
+    "make_sampler",
+]

@@ -14,7 +14,7 @@ import socket
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import optuna
 import pandas as pd
@@ -24,12 +24,13 @@ from .._logging import get_logger
 from ..exceptions import BackendError
 from .samplers import make_pruner, make_sampler
 
-__all__ = ["FINISHED", "Search", "leaderboard"]
+__all__ = ["FINISHED", "Search", "finished_count", "leaderboard"]
 
 logger = get_logger(__name__)
 
-#: States that count towards a study's trial budget.
+#: States that count towards a study's trial budget (interrupted trials do not count).
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+_INTERRUPTED = "leanfit:interrupted"
 _HOST = socket.gethostname()
 
 
@@ -106,7 +107,7 @@ class Search:
             storage=self._storage(),
             sampler=make_sampler(self.sampler, seed=self.seed),
             pruner=make_pruner(self.pruner),
-            direction=self.direction,
+            direction=cast(Literal["minimize", "maximize"], self.direction),
             load_if_exists=True,
         )
         if study.direction.name.lower() != self.direction:
@@ -132,6 +133,7 @@ class Search:
                 storage.set_trial_system_attr(
                     trial._trial_id, "leanfit:error", "interrupted: its process died"
                 )
+                storage.set_trial_system_attr(trial._trial_id, _INTERRUPTED, True)
                 storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
                 logger.warning("trial %d was interrupted by a dead process; marked failed", trial.number)
         optuna.storages.fail_stale_trials(study)
@@ -160,8 +162,8 @@ class Search:
         wrapped = _guarded(objective)
         cbs = list(callbacks)
         if n_trials is not None:
-            cbs.append(optuna.study.MaxTrialsCallback(n_trials, states=FINISHED))
-        procs: list[mp.process.BaseProcess] = []
+            cbs.append(_StopAt(n_trials))
+        procs: list[Any] = []
         if n_jobs > 1:
             if self.storage is None or objective_factory is None:
                 raise BackendError(
@@ -199,8 +201,25 @@ class Search:
     def _remaining(study: optuna.Study, n_trials: int | None) -> int | None:
         if n_trials is None:
             return None
-        done = len(study.get_trials(deepcopy=False, states=FINISHED))
-        return max(n_trials - done, 0)
+        return max(n_trials - finished_count(study), 0)
+
+
+def finished_count(study: optuna.Study) -> int:
+    """Trials that count towards the budget: complete, pruned or failed, but not interrupted."""
+    return sum(
+        1 for t in study.get_trials(deepcopy=False, states=FINISHED) if not t.system_attrs.get(_INTERRUPTED)
+    )
+
+
+class _StopAt:
+    """Stop a study (in any process sharing it) once it holds ``n`` finished trials."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if finished_count(study) >= self.n:
+            study.stop()
 
 
 def _guarded(objective: Callable[[optuna.Trial], float]) -> Callable[[optuna.Trial], float]:
@@ -211,6 +230,10 @@ def _guarded(objective: Callable[[optuna.Trial], float]) -> Callable[[optuna.Tri
         try:
             return objective(trial)
         except optuna.TrialPruned:
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("error", "interrupted (Ctrl-C)")
+            trial.storage.set_trial_system_attr(trial._trial_id, _INTERRUPTED, True)
             raise
         except Exception as exc:
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
@@ -228,7 +251,7 @@ def _worker(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     search = Search(**args)
     study = search.open()
-    callbacks = [optuna.study.MaxTrialsCallback(n_trials, states=FINISHED)] if n_trials else []
+    callbacks = [_StopAt(n_trials)] if n_trials else []
     study.optimize(
         _guarded(objective_factory()),
         n_trials=Search._remaining(study, n_trials),

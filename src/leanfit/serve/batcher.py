@@ -6,8 +6,8 @@ Two interchangeable runners behind :class:`BaseRunner`:
 * :class:`Batcher`: concurrent requests are concatenated along rows into one call of at most
   ``max_batch_size`` rows. A batch is sent when it is full, when ``max_delay_ms`` has passed
   since its *first* request arrived (one deadline per batch), or - with the default
-  ``adaptive`` policy - as soon as the model is free and no request arrived during one turn of
-  the event loop. A request larger than ``max_batch_size`` runs alone. If a batched call
+  ``adaptive`` policy - as soon as the model is free and either the request is alone or no
+  further request arrived during one turn of the event loop (so a lone caller never waits). A request larger than ``max_batch_size`` runs alone. If a batched call
   fails, each member is re-run alone so only the poisoned request fails. Callers whose
   deadline passed, who were cancelled, or who disconnected while queued are skipped.
 
@@ -332,7 +332,7 @@ class Batcher(BaseRunner):
                 self._full.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), remaining)
-        else:
+        elif len(self._queue) > 1:  # others arrived with it: wait while more keep coming
             seen = len(self._queue)
             while self._queued_rows < self.max_batch_size and time.perf_counter() < deadline:
                 await asyncio.sleep(0)

@@ -23,9 +23,9 @@ class ServeConfig:
         max_delay_ms: the longest a queued request waits for companions, counted from the arrival
             of the first request of the batch.
         max_queue_rows: rows allowed to wait per model; past it requests get 503 with ``Retry-After``.
-        batch_policy: ``"adaptive"`` dispatches as soon as the model is free and no new request
-            arrived during one turn of the event loop (a lone caller pays nothing), still capped by
-            ``max_delay_ms`` and ``max_batch_size``; ``"deadline"`` always waits for a full batch or
+        batch_policy: ``"adaptive"`` dispatches as soon as the model is free and the request is
+            alone or no new request arrived during one turn of the event loop (a lone caller pays
+            nothing), still capped by ``max_delay_ms`` and ``max_batch_size``; ``"deadline"`` always waits for a full batch or
             the deadline (Triton's dynamic batcher).
         model_instances: model calls of one model that may run at once (threads).
         cache_size, cache_bytes: response cache bounds (entries, bytes); ``cache_size=0`` turns it off.
