@@ -30,12 +30,10 @@ import numpy as np
 import optuna
 
 import leanfit
-from leanfit.data import build_preprocessor, to_feature_matrix
-from leanfit.evaluate import score
-from leanfit.models import get_family, suggest
-from leanfit.pipeline import prepare
+from leanfit.data import build_preprocessor, prepare, to_feature_matrix
+from leanfit.evaluate import primary_metric, score
+from leanfit.models import fit_family, get_family, suggest
 from leanfit.recipe import load_recipe
-from leanfit.search.objective import fit_family
 
 FAMILIES = ["linear", "hgb", "knn", "mlp"]
 
@@ -67,7 +65,8 @@ def run_leanfit(source: str, seed: int, budget: float, workdir: Path) -> tuple[f
 def run_plain_optuna(source: str, seed: int, budget: float) -> tuple[float, float]:
     recipe = load_recipe({"seed": seed, "data": {"source": source}, "search": {"families": FAMILIES}})
     prep = prepare(recipe)
-    data, metric = prep.data, prep.metric
+    data = prep.data
+    metric = primary_metric(data.task, len(data.classes))
     n_classes = len(data.classes)
     designs: dict[bool, tuple[np.ndarray, np.ndarray]] = {}
 

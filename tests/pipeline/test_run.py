@@ -157,3 +157,18 @@ def test_n_jobs_runs_trials_in_two_processes(tmp_path: Path) -> None:
     owners = {t.system_attrs.get("leanfit:owner") for t in study.trials}
     assert len(owners) == 2
     assert len(pd.read_csv(result.run_dir / "leaderboard.csv")) >= 8
+
+
+def test_same_seed_same_run(tmp_path: Path) -> None:
+    recipe = {
+        "name": "rep",
+        "seed": 3,
+        "data": {"source": "synthetic:classification?rows=200&features=5&seed=4"},
+        "search": {"families": ["linear", "knn", "mlp"], "trials": 6},
+        "train": {"max_epochs": 10},
+    }
+    a = leanfit.run(recipe, out=tmp_path / "a").leaderboard.sort_values("trial")
+    b = leanfit.run(recipe, out=tmp_path / "b").leaderboard.sort_values("trial")
+    pd.testing.assert_frame_equal(
+        a[["trial", "state", "family", "value", "params"]], b[["trial", "state", "family", "value", "params"]]
+    )

@@ -95,6 +95,7 @@ class CompressionResult:
         """JSON-able summary (the pipeline stores it under ``metrics["compression"]``)."""
         key = self._target_key()
         chosen, original = self.chosen_row, self.original_row
+        reference = next((r for r in self.rows if r["candidate"] == "reference"), None)
         return {
             "chosen": self.chosen,
             "metric": self.metric,
@@ -108,6 +109,9 @@ class CompressionResult:
                 "latency_us": original.get(key),
                 "size_bytes": original["size_bytes"],
             },
+            "reference": None
+            if reference is None
+            else {"valid": reference[f"valid_{self.metric}"], "test": reference[f"test_{self.metric}"]},
             "result": {
                 "valid": chosen[f"valid_{self.metric}"],
                 "test": chosen[f"test_{self.metric}"],
