@@ -28,6 +28,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -180,7 +181,9 @@ def anchor_app(model_dir: str) -> Any:
         id: str | None = None
         inputs: list[Tensor]
 
-    session = ort.InferenceSession(str(Path(model_dir) / "model" / "model.onnx"), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(Path(model_dir) / "model" / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
     names = [i.name for i in session.get_inputs()]
     app = FastAPI()
 
@@ -193,7 +196,12 @@ def anchor_app(model_dir: str) -> Any:
             "id": request.id,
             "outputs": [
                 {"name": "label", "datatype": "INT64", "shape": list(label.shape), "data": label.tolist()},
-                {"name": "probabilities", "datatype": "FP32", "shape": list(proba.shape), "data": proba.ravel().tolist()},
+                {
+                    "name": "probabilities",
+                    "datatype": "FP32",
+                    "shape": list(proba.shape),
+                    "data": proba.ravel().tolist(),
+                },
             ],
         }
 
@@ -249,12 +257,20 @@ def run_server(kind: str, model_dir: str, port: int, access_log: bool) -> int:
     if kind == "leanfit":
         from leanfit.serve import serve
 
-        return serve([model_dir], port=port, cache_size=0, access_log=access_log, log_level="info", drain_timeout=2)
+        return serve(
+            [model_dir], port=port, cache_size=0, access_log=access_log, log_level="info", drain_timeout=2
+        )
     if kind == "leanfit-nobatch":
         from leanfit.serve import serve
 
         return serve(
-            [model_dir], port=port, cache_size=0, max_batch_size=0, access_log=access_log, log_level="info", drain_timeout=2
+            [model_dir],
+            port=port,
+            cache_size=0,
+            max_batch_size=0,
+            access_log=access_log,
+            log_level="info",
+            drain_timeout=2,
         )
     import uvicorn
 
@@ -301,7 +317,17 @@ class Server:
 
 
 def wrk(url: str, connections: int, duration: float, script: Path, body: Path) -> dict[str, float]:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s", "-s", str(script), url]
+    cmd = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        url,
+    ]
     env = {**os.environ, "LEANFIT_BENCH_BODY": str(body)}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration + 60)
     match = re.search(r"RESULT (\{.*\})", proc.stdout)
@@ -328,7 +354,17 @@ def summarise(runs: list[dict[str, float]]) -> dict[str, float]:
 
 
 def versions() -> str:
-    names = ["leanfit", "onnxruntime", "starlette", "fastapi", "uvicorn", "uvloop", "httptools", "numpy", "pydantic"]
+    names = [
+        "leanfit",
+        "onnxruntime",
+        "starlette",
+        "fastapi",
+        "uvicorn",
+        "uvloop",
+        "httptools",
+        "numpy",
+        "pydantic",
+    ]
     parts = []
     for n in names:
         try:
@@ -373,9 +409,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", default="1,8,64")
     parser.add_argument("--models", default="light,heavy")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "leanfit-bench")
-    parser.add_argument("--access-log", action="store_true", help="keep leanfit's JSON access log on (to /dev/null)")
+    parser.add_argument(
+        "--access-log", action="store_true", help="keep leanfit's JSON access log on (to /dev/null)"
+    )
     parser.add_argument("--no-append", action="store_true", help="do not append to benchmarks/RESULTS.md")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
         return 2
@@ -391,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     body = args.workdir / "body.json"
     body.write_bytes(request_body())
     started = time.time()
+    load_before = os.getloadavg()
     # Every server is up at once (idle ones cost nothing) and each round visits them all in a
     # rotated order, so background noise on a shared machine falls on every variant alike.
     targets: list[tuple[str, str, Server]] = []
@@ -408,8 +448,11 @@ def main(argv: list[str] | None = None) -> int:
                 for model, kind, server in order:
                     r = wrk(f"{server.url}/v2/models/{model}/infer", c, args.duration, script, body)
                     runs.setdefault((model, kind, c), []).append(r)
-                    print(f"  round {repeat + 1} {kind:16s} {model:6s} c={c:<3d} {r['rps']:9.0f} req/s  "
-                          f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']}", flush=True)
+                    print(
+                        f"  round {repeat + 1} {kind:16s} {model:6s} c={c:<3d} {r['rps']:9.0f} req/s  "
+                        f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']}",
+                        flush=True,
+                    )
     finally:
         for _, _, server in targets:
             server.stop()
@@ -426,7 +469,9 @@ def main(argv: list[str] | None = None) -> int:
             f"## Serving: leanfit vs naive FastAPI vs echo ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)",
             "",
             f"- command: `{command.strip()}` ({time.time() - started:.0f} s)",
-            f"- machine: {cpu_model()}, {os.cpu_count()} cores (server and wrk share them), Linux {platform.release()}",
+            f"- machine: {cpu_model()}, {os.cpu_count()} cores (server and wrk share them), Linux {platform.release()}; "
+            f"1-min load average {load_before[0]:.1f} at start, {os.getloadavg()[0]:.1f} at the end "
+            "(other jobs share this machine; the rotating order spreads their noise over all servers)",
             f"- load: wrk -t1, single-row V2 JSON request (one FP32 [1, 64] matrix), {args.duration:g} s per run, "
             f"median of {args.repeats} round(s) after a 1 s warm-up; all servers up at once, visited in a rotating order",
             f"- leanfit: max_batch_size 64, max_delay_ms 2, adaptive policy, cache off, access log "

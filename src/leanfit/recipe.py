@@ -180,6 +180,20 @@ class CompressConfig(_Section):
         description="optional {latency_us, size_kb}: the most accurate that fits wins",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, value: Any) -> Any:
+        # The recipe's generic hint cannot see inside an optional section; say it here.
+        if isinstance(value, Mapping):
+            for key in value:
+                if key not in cls.model_fields:
+                    hint = difflib.get_close_matches(str(key), list(cls.model_fields), n=1)
+                    did = f" Did you mean 'compress.{hint[0]}'?" if hint else ""
+                    raise ValueError(
+                        f"unknown key 'compress.{key}'.{did} Valid keys here: {', '.join(cls.model_fields)}"
+                    )
+        return value
+
     @field_validator("methods")
     @classmethod
     def _check_methods(cls, value: list[str] | None) -> list[str] | None:

@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,10 +57,11 @@ class ServerProcess:
 
     def __init__(self, paths: list[Path], *, env: dict[str, str] | None = None, **kwargs: object) -> None:
         self.port = free_port()
+        self.final_output = ""
         self.url = f"http://127.0.0.1:{self.port}"
         call = f"serve({[str(p) for p in paths]!r}, port={self.port}, **{kwargs!r})"
         code = f"import sys\nfrom leanfit.serve import serve\nsys.exit({call})"
-        self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"leanfit-serve-{self.port}.log", "w+b")  # noqa: SIM115
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-c", code],
             stdout=self.log,
@@ -81,6 +83,8 @@ class ServerProcess:
         raise RuntimeError(f"server not ready after {timeout} s:\n{self.output()}")
 
     def output(self) -> str:
+        if self.log.closed:
+            return self.final_output
         self.log.flush()
         self.log.seek(0)
         return self.log.read().decode("utf-8", "replace")
@@ -93,7 +97,9 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.log.close()
+        if not self.log.closed:
+            self.final_output = self.output()
+            self.log.close()
         return self.proc.returncode
 
 

@@ -18,7 +18,9 @@ from leanfit.serve import ServeConfig, create_app
 from .client import AppClient
 
 
-def mixed_request(age: float | None = 41.0, rooms: int = 2, member: bool = True, grade: str = "B", **extra: object) -> dict:
+def mixed_request(
+    age: float | None = 41.0, rooms: int = 2, member: bool = True, grade: str = "B", **extra: object
+) -> dict:
     return {
         "inputs": [
             {"name": "age", "shape": [1, 1], "datatype": "FP32", "data": [age]},
@@ -62,7 +64,11 @@ def test_model_metadata_and_versions(client: AppClient) -> None:
     ]
     assert meta["parameters"]["classes"] == ["low", "mid", "high"]
     numeric = client.get("/v2/models/numeric/versions/1").json()
-    assert numeric["parameters"]["matrix_input"] == {"datatype": "FP32", "shape": [-1, 4], "columns": ["x0", "x1", "n", "flag"]}
+    assert numeric["parameters"]["matrix_input"] == {
+        "datatype": "FP32",
+        "shape": [-1, 4],
+        "columns": ["x0", "x1", "n", "flag"],
+    }
     assert client.get("/v2/models/mixed/versions/1/ready").json() == {"name": "mixed", "ready": True}
     missing = client.get("/v2/models/mixed/versions/2")
     assert missing.status_code == 404
@@ -82,7 +88,9 @@ def test_infer_matches_direct_predictions_and_echoes_the_id(client: AppClient, r
     predictor = leanfit.load(runs["mixed"])
     rows = [(41.0, 2, True, "B"), (None, 5, False, "C"), (23.5, 1, False, "Z")]
     for age, rooms, member, grade in rows:
-        body = json.dumps(mixed_request(age, rooms, member, grade, id=f"req-{rooms}", parameters={"unknown": {"x": 1}}))
+        body = json.dumps(
+            mixed_request(age, rooms, member, grade, id=f"req-{rooms}", parameters={"unknown": {"x": 1}})
+        )
         r = client.post("/v2/models/mixed/infer", content=body.encode())  # no Content-Type at all
         assert r.status_code == 200, r.text
         doc = r.json()
@@ -99,7 +107,14 @@ def test_binary_request_and_binary_response(client: AppClient) -> None:
     raw = x.tobytes()
     header = json.dumps(
         {
-            "inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP32", "parameters": {"binary_data_size": len(raw)}}],
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": [2, 4],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ],
             "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}}, {"name": "label"}],
         }
     ).encode()
@@ -120,13 +135,19 @@ def test_binary_request_and_binary_response(client: AppClient) -> None:
 def test_predict_routes(client: AppClient, runs: dict[str, Path]) -> None:
     r = client.post("/predict", json={"rows": [{"x": 1.0, "city": "rome"}]})
     assert r.status_code == 400 and "several models are served" in r.json()["error"]
-    r = client.post("/models/reg/predict", json={"rows": [{"x": 1.0, "city": "rome"}, {"x": "-2", "city": "oslo"}]})
+    r = client.post(
+        "/models/reg/predict", json={"rows": [{"x": 1.0, "city": "rome"}, {"x": "-2", "city": "oslo"}]}
+    )
     assert r.status_code == 200, r.text
     expected = leanfit.load(runs["reg"]).predict([{"x": 1.0, "city": "rome"}, {"x": -2.0, "city": "oslo"}])
     np.testing.assert_allclose(r.json()["predictions"], expected, rtol=1e-6)
-    r = client.post("/models/mixed/predict", json={"rows": [{"age": 41, "rooms": 2, "member": "yes", "grade": "B"}]})
+    r = client.post(
+        "/models/mixed/predict", json={"rows": [{"age": 41, "rooms": 2, "member": "yes", "grade": "B"}]}
+    )
     assert r.status_code == 200 and r.json()["predictions"][0] in ["low", "mid", "high"]
-    r = client.post("/models/mixed/predict", json={"rows": [{"age": 41, "rooms": 2, "member": "maybe", "grade": "B"}]})
+    r = client.post(
+        "/models/mixed/predict", json={"rows": [{"age": 41, "rooms": 2, "member": "maybe", "grade": "B"}]}
+    )
     assert r.status_code == 400 and "column 'member' expected true/false" in r.json()["error"]
 
 
@@ -139,21 +160,35 @@ def test_single_model_predict(runs: dict[str, Path]) -> None:
 def test_values_the_schema_forbids(client: AppClient) -> None:
     r = client.post("/v2/models/mixed/infer", json=mixed_request(age=None))
     assert r.status_code == 200  # age is nullable: null is a missing value
-    r = client.post("/v2/models/numeric/infer", json={"inputs": [{"name": "in", "shape": [1, 4], "datatype": "FP32", "data": [None, 1, 2, 1]}]})
+    r = client.post(
+        "/v2/models/numeric/infer",
+        json={"inputs": [{"name": "in", "shape": [1, 4], "datatype": "FP32", "data": [None, 1, 2, 1]}]},
+    )
     assert r.status_code == 400
     assert r.json()["error"].startswith("input 'in' column 0 ('x0'): missing value (null or NaN) at row 0")
-    r = client.post("/v2/models/mixed/infer", content=b'{"inputs": [{"name": "age", "shape": [1], "datatype": "FP32", "data": [NaN]}]}')
-    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
+    nan = json.dumps(mixed_request(age=float("nan")))  # the NaN literal, as Triton's client writes it
+    assert "NaN" in nan and client.post("/v2/models/mixed/infer", content=nan).status_code == 200
+    inf = json.dumps(mixed_request(age=float("inf")))
+    r = client.post("/v2/models/mixed/infer", content=inf)
+    assert r.status_code == 400 and r.json()["error"].startswith(
+        "input 'age': value inf at row 0 is not finite"
+    )
     r = client.post("/v2/models/strict/infer", json=mixed_request(grade="Z"))
     assert r.status_code == 400 and "input 'grade': unknown category 'Z'" in r.json()["error"]
     assert client.post("/v2/models/mixed/infer", json=mixed_request(grade="Z")).status_code == 200
 
 
 def test_a_model_failing_on_the_data_is_a_400_naming_it(client: AppClient) -> None:
-    r = client.post("/v2/models/poison/infer", json={"inputs": [{"name": "idx", "shape": [1], "datatype": "INT64", "data": [100]}]})
+    r = client.post(
+        "/v2/models/poison/infer",
+        json={"inputs": [{"name": "idx", "shape": [1], "datatype": "INT64", "data": [100]}]},
+    )
     assert r.status_code == 400
     assert r.json()["error"].startswith("model 'poison' could not run on this request's data:")
-    ok = client.post("/v2/models/poison/infer", json={"inputs": [{"name": "idx", "shape": [1], "datatype": "INT64", "data": [3]}]})
+    ok = client.post(
+        "/v2/models/poison/infer",
+        json={"inputs": [{"name": "idx", "shape": [1], "datatype": "INT64", "data": [3]}]},
+    )
     assert ok.status_code == 200 and ok.json()["outputs"][0]["data"] == [4.5]
 
 
@@ -172,11 +207,21 @@ def test_cache_hits_ignore_the_id_and_are_counted(client: AppClient) -> None:
     first = client.post("/v2/models/mixed/infer", json=mixed_request(age=77.0, id="a"))
     second = client.post("/v2/models/mixed/infer", json=mixed_request(age=77.0, id="b"))
     assert second.json()["id"] == "b" and second.json()["outputs"] == first.json()["outputs"]
-    rows = client.post("/models/mixed/predict", json={"rows": [{"age": 77.0, "rooms": 2, "member": True, "grade": "B"}]})
+    rows = client.post(
+        "/models/mixed/predict", json={"rows": [{"age": 77.0, "rooms": 2, "member": True, "grade": "B"}]}
+    )
     assert rows.status_code == 200  # the same feeds from the other route: another hit
     after = client.get("/metrics").text
-    assert metric(after, "leanfit_cache_hits_total", model="mixed") - metric(before, "leanfit_cache_hits_total", model="mixed") == 2
-    assert metric(after, "leanfit_cache_misses_total", model="mixed") - metric(before, "leanfit_cache_misses_total", model="mixed") == 1
+    assert (
+        metric(after, "leanfit_cache_hits_total", model="mixed")
+        - metric(before, "leanfit_cache_hits_total", model="mixed")
+        == 2
+    )
+    assert (
+        metric(after, "leanfit_cache_misses_total", model="mixed")
+        - metric(before, "leanfit_cache_misses_total", model="mixed")
+        == 1
+    )
 
 
 def test_cache_is_bounded_and_cleared_when_the_model_changes(runs: dict[str, Path]) -> None:
@@ -186,7 +231,9 @@ def test_cache_is_bounded_and_cleared_when_the_model_changes(runs: dict[str, Pat
         text = c.get("/metrics").text
         assert metric(text, "leanfit_cache_evictions_total", model="reg") == 2
         assert metric(text, "leanfit_cache_entries", model="reg") == 2
-        assert metric(text, "leanfit_cache_hits_total", model="reg") == 0  # 1.0 was evicted before it came back
+        assert (
+            metric(text, "leanfit_cache_hits_total", model="reg") == 0
+        )  # 1.0 was evicted before it came back
         assert c.post("/v2/repository/models/reg/load").status_code == 200
         assert metric(c.get("/metrics").text, "leanfit_cache_entries", model="reg") == 0
 
@@ -221,7 +268,12 @@ def test_drift_endpoint(client: AppClient) -> None:
 def test_openapi_document(client: AppClient) -> None:
     doc = client.get("/openapi.json").json()
     assert doc["openapi"].startswith("3.")
-    for path in ("/v2/models/{model}/infer", "/v2/models/{model}/versions/{version}/infer", "/predict", "/v2/health/ready"):
+    for path in (
+        "/v2/models/{model}/infer",
+        "/v2/models/{model}/versions/{version}/infer",
+        "/predict",
+        "/v2/health/ready",
+    ):
         assert path in doc["paths"]
 
 
@@ -229,7 +281,9 @@ def test_access_log_is_one_json_line(client: AppClient, caplog: pytest.LogCaptur
     with caplog.at_level(logging.INFO, logger="leanfit.serve.access"):
         client.post("/v2/models/mixed/infer", json=mixed_request(id="logme"))
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "leanfit.serve.access"]
-    assert lines and lines[-1]["status"] == 200 and lines[-1]["id"] == "logme" and lines[-1]["model"] == "mixed"
+    assert (
+        lines and lines[-1]["status"] == 200 and lines[-1]["id"] == "logme" and lines[-1]["model"] == "mixed"
+    )
     assert lines[-1]["route"] == "/v2/models/{model}/infer" and lines[-1]["rows"] == 1
 
 
@@ -242,7 +296,9 @@ def test_bearer_token(runs: dict[str, Path]) -> None:
             assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
             assert r.json() == {"error": "missing bearer token; send 'Authorization: Bearer <token>'"}
         assert c.get("/v2", headers={"Authorization": "Bearer nope"}).status_code == 401
-        ok = c.post("/predict", json={"rows": [{"x": 1, "city": "rome"}]}, headers={"Authorization": "Bearer s3cret"})
+        ok = c.post(
+            "/predict", json={"rows": [{"x": 1, "city": "rome"}]}, headers={"Authorization": "Bearer s3cret"}
+        )
         assert ok.status_code == 200
 
 
@@ -273,7 +329,9 @@ def test_repository_unload_load_and_a_refused_reload(runs: dict[str, Path], tmp_
     copy = tmp_path / "reg"
     shutil.copytree(runs["reg"], copy)
     with AppClient(create_app([copy])) as c:
-        assert c.post("/v2/repository/index").json() == [{"name": "reg", "version": "1", "state": "READY", "reason": ""}]
+        assert c.post("/v2/repository/index").json() == [
+            {"name": "reg", "version": "1", "state": "READY", "reason": ""}
+        ]
         assert c.post("/v2/repository/models/reg/unload").status_code == 200
         assert c.get("/v2/models/reg/ready").status_code == 503
         r = c.post("/predict", json={"rows": [{"x": 1, "city": "rome"}]})
@@ -283,5 +341,28 @@ def test_repository_unload_load_and_a_refused_reload(runs: dict[str, Path], tmp_
         graph = copy / "model" / "model.onnx"
         graph.write_bytes(graph.read_bytes()[:-1] + b"\x00")
         r = c.post("/v2/repository/models/reg/load")
-        assert r.status_code == 400 and "SHA-256 mismatch" in r.json()["error"] and "still serving" in r.json()["error"]
+        assert (
+            r.status_code == 400
+            and "SHA-256 mismatch" in r.json()["error"]
+            and "still serving" in r.json()["error"]
+        )
         assert c.post("/predict", json={"rows": [{"x": 1, "city": "rome"}]}).status_code == 200
+
+
+def test_config_and_model_list_are_checked_up_front(runs: dict[str, Path]) -> None:
+    from leanfit.serve import ServeConfigError
+
+    with pytest.raises(ServeConfigError, match=r"ServeConfig.max_delay_ms must be a non-negative number"):
+        ServeConfig(max_delay_ms=-1)
+    with pytest.raises(ServeConfigError, match=r"has no field\(s\) \['max_batch'\]"):
+        ServeConfig().replace(max_batch=3)
+    assert ServeConfig().replace(max_batch_size=1).batching is False
+    with pytest.raises(ServeConfigError, match="needs at least one model"):
+        create_app([])
+    with pytest.raises(ServeConfigError, match="got int"):
+        create_app([42])
+    with pytest.raises(ServeConfigError, match=r"two models are named \['reg'\]"):
+        create_app([runs["reg"], ("reg", runs["reg"])])
+    app = create_app({"prices": leanfit.load(runs["reg"]), "credit": runs["mixed"]})
+    assert sorted(app.state.leanfit.models) == ["credit", "prices"]
+    app.state.leanfit.close()

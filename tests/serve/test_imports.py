@@ -25,7 +25,10 @@ def test_serving_imports_neither_torch_nor_optuna_nor_sklearn(runs: dict[str, Pa
     csv = Path(runs["mixed"]).parent / "new_rows.csv"
     csv.write_text("age,rooms,member,grade\n41,2,true,B\n35,3,false,A\n", encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-c", code, str(runs["mixed"]), str(csv)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code, str(runs["mixed"]), str(csv)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"

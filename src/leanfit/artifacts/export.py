@@ -34,17 +34,27 @@ _ONNX_TO_V2 = {
 
 
 def _normalise(model: onnx.ModelProto, ir_version: int) -> onnx.ModelProto:
+    """A copy with one opset import per domain, leanfit's opsets, and no shape notes on its inputs/outputs.
+
+    Quantizers add duplicate opset imports, and ``compose.add_prefix`` renames every
+    ``value_info`` entry, so a note on an output (``quant_pre_process`` writes them) would
+    rename the output itself.
+    """
     model = onnx.ModelProto.FromString(model.SerializeToString())
-    have = {o.domain: o for o in model.opset_import}
+    versions: dict[str, int] = {}
+    for entry in model.opset_import:
+        versions[entry.domain] = max(versions.get(entry.domain, 0), entry.version)
     for domain, version in OPSETS.items():
-        if domain in have:
-            if have[domain].version != version:
-                raise ArtifactError(
-                    f"graph uses opset {have[domain].version} for domain {domain or 'ai.onnx'!r}; "
-                    f"leanfit graphs use {version}"
-                )
-        else:
-            model.opset_import.append(onnx.helper.make_opsetid(domain, version))
+        if versions.setdefault(domain, version) != version:
+            raise ArtifactError(
+                f"graph uses opset {versions[domain]} for domain {domain or 'ai.onnx'!r}; leanfit graphs use {version}"
+            )
+    del model.opset_import[:]
+    model.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in versions.items())
+    io = {v.name for v in (*model.graph.input, *model.graph.output)}
+    kept = [v for v in model.graph.value_info if v.name not in io]
+    del model.graph.value_info[:]
+    model.graph.value_info.extend(kept)
     model.ir_version = ir_version
     return model
 

@@ -14,10 +14,10 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,18 +27,22 @@ from .._logging import get_logger
 from ..evaluate import score
 from ..evaluate.bench import Timing
 from ..models import Family, fit_family
-from .distill import Distiller
 from .graphs import merge_candidate, mlp_to_onnx, quantizable_nodes, run_graph
 from .prune import MagnitudePruner, StructuredPruner
 from .quantize import DEFAULT_SPECS, QuantSpec, fallback, fp16_available, prepare_graph, quantize_graph
 from .surgery import count_parameters
 
-__all__ = ["Candidate", "Context", "distilled", "magnitude_pruned", "pruned", "quantized", "reference_fit"]
+__all__ = [
+    "Candidate",
+    "Context",
+    "magnitude_pruned",
+    "pruned",
+    "quantized",
+    "reference_fit",
+    "torch_candidate",
+]
 
 logger = get_logger(__name__)
-
-#: Student architectures (hidden width, depth) the distillation search tries.
-STUDENTS: tuple[tuple[int, int], ...] = ((16, 1), (32, 1), (64, 1), (128, 1), (64, 2))
 
 
 @dataclass
@@ -132,7 +136,7 @@ class Context:
         return self.X_train[rows]
 
 
-def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     start = time.perf_counter()
     return fn(), round(time.perf_counter() - start, 3)
 
@@ -169,14 +173,14 @@ def quantized(
     out: list[Candidate] = []
     for spec in specs:
         name = spec.name if parent == "original" else f"{parent}+{spec.name}"
-        common = {
+        common: dict[str, Any] = {
             "family": family or ctx.family.name,
             "model_params": model_params if model_params is not None else dict(ctx.params),
             "reference": reference,
             "parent": parent,
         }
         try:
-            graph, seconds = _timed(lambda spec=spec: quantize_graph(prepared, spec, calibration=calibration))
+            graph, seconds = timed(functools.partial(quantize_graph, prepared, spec, calibration=calibration))
             drop = ctx.drop(base_score, ctx.score_net(graph))
             method = "fp16" if spec.kind == "fp16" else "quantize"
             out.append(
@@ -213,7 +217,7 @@ def quantized(
 
 def reference_fit(ctx: Context) -> tuple[Any, Candidate]:
     """The original's configuration fitted on the train split only: the baseline of retrained candidates."""
-    estimator, seconds = _timed(
+    estimator, seconds = timed(
         lambda: fit_family(
             ctx.family,
             dict(ctx.params),
@@ -242,7 +246,7 @@ def reference_fit(ctx: Context) -> tuple[Any, Candidate]:
     return estimator, cand
 
 
-def _torch_candidate(
+def torch_candidate(
     ctx: Context,
     name: str,
     method: str,
@@ -273,7 +277,7 @@ def _student_params(params: dict[str, Any]) -> dict[str, Any]:
     return {"hidden": params["hidden"], "depth": params["depth"], "dropout": 0.0}
 
 
-def _combos(ctx: Context, cand: Candidate) -> list[Candidate]:
+def combos(ctx: Context, cand: Candidate) -> list[Candidate]:
     if not ctx.combo_specs or cand.net is None:
         return []
     return quantized(
@@ -287,15 +291,25 @@ def _combos(ctx: Context, cand: Candidate) -> list[Candidate]:
     )
 
 
+def finetune_epochs(n_rows: int, *, row_passes: int = 400_000) -> int:
+    """Fine-tuning epochs per pruning round: 20 on small data, fewer when an epoch is long.
+
+    Example:
+        >>> finetune_epochs(1_000), finetune_epochs(32_000), finetune_epochs(1_000_000)
+        (20, 12, 3)
+    """
+    return int(min(20, max(3, row_passes // max(n_rows, 1))))
+
+
 def pruned(
     ctx: Context, reference: Any, *, sparsities: Sequence[float] = (0.5, 0.75), steps: int = 2
 ) -> list[Candidate]:
     """Structured pruning of the reference (gradual, fine-tuned), each snapshot also quantized."""
     original = count_parameters(reference.module_)
-    pruner, seconds = _timed(
-        lambda: StructuredPruner(sparsities=sparsities, steps=steps, seed=ctx.seed).fit(
-            reference, ctx.X_train, ctx.y_train
-        )
+    pruner, seconds = timed(
+        lambda: StructuredPruner(
+            sparsities=sparsities, steps=steps, epochs=finetune_epochs(len(ctx.X_train)), seed=ctx.seed
+        ).fit(reference, ctx.X_train, ctx.y_train)
     )
     out: list[Candidate] = []
     for snap in pruner.snapshots_:
@@ -307,10 +321,10 @@ def pruned(
             "parameters": snap.parameters,
             "original_parameters": original,
         }
-        cand = _torch_candidate(
+        cand = torch_candidate(
             ctx, f"prune{round(snap.sparsity * 100)}", "prune", params, snap.estimator, seconds
         )
-        out += [cand, *_combos(ctx, cand)]
+        out += [cand, *combos(ctx, cand)]
     return out
 
 
@@ -318,11 +332,13 @@ def magnitude_pruned(
     ctx: Context, reference: Any, *, sparsities: Sequence[float] = (0.5, 0.8)
 ) -> list[Candidate]:
     """Unstructured magnitude pruning (dense graph; the gain is only in the compressed file size)."""
-    pruner, seconds = _timed(
-        lambda: MagnitudePruner(sparsities=sparsities, seed=ctx.seed).fit(reference, ctx.X_train, ctx.y_train)
+    pruner, seconds = timed(
+        lambda: MagnitudePruner(
+            sparsities=sparsities, epochs=finetune_epochs(len(ctx.X_train)), seed=ctx.seed
+        ).fit(reference, ctx.X_train, ctx.y_train)
     )
     return [
-        _torch_candidate(
+        torch_candidate(
             ctx,
             f"magnitude{round(s.sparsity * 100)}",
             "magnitude",
@@ -332,95 +348,3 @@ def magnitude_pruned(
         )
         for s in pruner.snapshots_
     ]
-
-
-def _student_settings(n_rows: int) -> dict[str, Any]:
-    """Training settings that keep distillation within minutes on large data."""
-    big = n_rows > 10_000
-    return {
-        "batch_size": 512 if big else 128,
-        "max_epochs": 40 if big else 80,
-        "patience": 5 if big else 8,
-        "max_rows": 60_000,
-    }
-
-
-def distilled(
-    ctx: Context,
-    teacher: Callable[[np.ndarray], np.ndarray],
-    *,
-    students: Sequence[tuple[int, int]] = STUDENTS,
-    temperature: float = 2.0,
-    alpha: float = 0.5,
-    reference_score: float,
-) -> list[Candidate]:
-    """Distill into small MLP students; keep a student only if it beats plain training of itself.
-
-    The search distills every architecture in ``students`` and picks two: the smallest within
-    the tolerance of the reference (else the most accurate) and the most accurate. Each pick
-    is trained plainly too (the control); both are reported, and the distilled one carries
-    the verdict.
-    """
-    settings = _student_settings(len(ctx.X_train))
-    search: list[dict[str, Any]] = []
-    fitted: dict[tuple[int, int], tuple[Distiller, float, float]] = {}
-    for hidden, depth in students:
-        d, seconds = _timed(
-            lambda h=hidden, k=depth: Distiller(
-                hidden=h, depth=k, temperature=temperature, alpha=alpha, seed=ctx.seed, **settings
-            ).fit(teacher, ctx.X_train, ctx.y_train, task=ctx.task, n_classes=ctx.n_classes)
-        )
-        valid = ctx.score_output(_predict(d.student_, ctx))
-        fitted[hidden, depth] = (d, valid, seconds)
-        search.append({"hidden": hidden, "depth": depth, "valid": round(valid, 6), "seconds": seconds})
-    ctx.notes["distill_search"] = search
-
-    def size(arch: tuple[int, int]) -> int:
-        return count_parameters(fitted[arch][0].student_.module_)
-
-    within = [a for a in fitted if ctx.drop(reference_score, fitted[a][1]) <= ctx.tolerance]
-    most_accurate = max(fitted, key=lambda a: fitted[a][1] if ctx.maximize else -fitted[a][1])
-    picks = list(dict.fromkeys([min(within, key=size) if within else most_accurate, most_accurate]))
-    out: list[Candidate] = []
-    for arch in picks:
-        d, valid, seconds = fitted[arch]
-        control, c_seconds = _timed(
-            lambda a=arch: Distiller(
-                hidden=a[0], depth=a[1], alpha=0.0, augment=0.0, seed=ctx.seed, **settings
-            ).fit(None, ctx.X_train, ctx.y_train, task=ctx.task, n_classes=ctx.n_classes)
-        )
-        c_valid = ctx.score_output(_predict(control.student_, ctx))
-        wins = (valid > c_valid) if ctx.maximize else (valid < c_valid)
-        name = f"distill-h{arch[0]}x{arch[1]}"
-        params = {**d.get_params(), "rows": d.rows_, "control_valid": round(c_valid, 6)}
-        verdict = (
-            ""
-            if wins
-            else f"distillation lost to plain training of the same student ({valid:.4f} vs {c_valid:.4f})"
-        )
-        cand = _torch_candidate(ctx, name, "distill", params, d.student_, seconds, why_not=verdict)
-        ctrl = _torch_candidate(
-            ctx, f"plain-h{arch[0]}x{arch[1]}", "distill", control.get_params(), control.student_, c_seconds
-        )
-        ctrl.method, ctrl.eligible = "control", False
-        ctrl.why_not = f"control: plain training of {name}'s student, no teacher"
-        out += [cand, ctrl]
-        if wins:
-            out += _combos(ctx, cand)
-    return out
-
-
-def _predict(estimator: Any, ctx: Context) -> np.ndarray:
-    from ..models import get_family
-
-    return np.asarray(get_family("mlp").predict_output(estimator, ctx.X_valid), dtype=np.float64)
-
-
-def with_name(cand: Candidate, name: str) -> Candidate:
-    """A copy of a candidate under another name."""
-    return replace(cand, name=name)
-
-
-def candidate_dir(root: Path, name: str) -> Path:
-    """The folder of a candidate's artifact under ``candidates/``."""
-    return root / "candidates" / name

@@ -236,7 +236,12 @@ class Distiller:
 
     def _wrap(self, module: nn.Sequential, n_features: int, classifier: bool, n_classes: int) -> Any:
         est: Any
-        common = {"hidden": int(self.hidden), "depth": int(self.depth), "dropout": 0.0, "device": "cpu"}
+        common: dict[str, Any] = {
+            "hidden": int(self.hidden),
+            "depth": int(self.depth),
+            "dropout": 0.0,
+            "device": "cpu",
+        }
         if classifier:
             est = MLPClassifier(**common, random_state=self.seed)
             est.classes_ = np.arange(n_classes)

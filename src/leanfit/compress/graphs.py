@@ -63,17 +63,8 @@ def quantizable_nodes(model: onnx.ModelProto) -> list[str]:
 
 
 def merge_candidate(preprocessor: onnx.ModelProto, net: onnx.ModelProto) -> onnx.ModelProto:
-    """Merge the preprocessing graph with a (compressed) model graph into one tidy candidate graph.
-
-    Shape annotations (``value_info``) that name the graph's inputs or outputs are dropped
-    first: ``onnx.compose.add_prefix`` renames every ``value_info`` entry, and with them the
-    outputs ``quant_pre_process`` annotated (``label`` would become ``net/label``).
-    """
-    net = tidy_opsets(onnx.ModelProto.FromString(net.SerializeToString()))
-    io = {v.name for v in (*net.graph.input, *net.graph.output)}
-    kept = [v for v in net.graph.value_info if v.name not in io]
-    del net.graph.value_info[:]
-    net.graph.value_info.extend(kept)
+    """Merge the preprocessing graph with a (compressed) model graph into one candidate graph,
+    keeping only the opset imports its nodes use."""
     return tidy_opsets(merge_graphs(preprocessor, net))
 
 

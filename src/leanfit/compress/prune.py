@@ -80,7 +80,7 @@ def _scale_head(module: nn.Sequential, estimator: Any, *, fold: bool) -> None:
     """Move a regressor's head between target units (``fold``) and standardized units, in place."""
     if getattr(estimator, "_classifier", False):
         return
-    head = module[-1]
+    head: Any = module[-1]
     mean, scale = float(estimator.target_mean_), float(estimator.target_scale_)
     with torch.no_grad():
         if fold:
@@ -128,7 +128,7 @@ def finetune(
     _scale_head(module, estimator, fold=False)
     targets = _targets(estimator, y)
     trainer_cls = _MaskedTrainer if masks else Trainer
-    trainer = trainer_cls(
+    trainer: Any = trainer_cls(
         module,
         _loss(estimator),
         optimizer=str(estimator.optimizer),
@@ -169,7 +169,7 @@ def unit_importance(
     """
     check_choice("importance", method, IMPORTANCE)
     units = prunable_units(module)
-    layers = list(module)
+    layers: list[Any] = list(module)
     if method in ("l1", "l2"):
         p = 1 if method == "l1" else 2
         return [layers[u.index].weight.detach().flatten(1).norm(p=p, dim=1) for u in units]
@@ -185,7 +185,8 @@ def unit_importance(
 
         return keep
 
-    handles = [list(work)[u.index].register_forward_hook(hook(u.index)) for u in units]
+    work_layers: list[Any] = list(work)
+    handles = [work_layers[u.index].register_forward_hook(hook(u.index)) for u in units]
     try:
         with seeded(seed):
             out = work(torch.from_numpy(np.asarray(X[rows], dtype=np.float32)))
@@ -195,7 +196,7 @@ def unit_importance(
             handle.remove()
     scores = []
     for u in units:
-        z, layer = outputs[u.index], list(work)[u.index]
+        z, layer = outputs[u.index], work_layers[u.index]
         assert z.grad is not None
         bias = layer.bias.detach().reshape(1, -1, *([1] * (z.dim() - 2)))
         contribution = (
@@ -347,7 +348,7 @@ class MagnitudePruner:
             if not 0 < target < 1:
                 raise ValueError(f"sparsities must lie in (0, 1); got {target}")
             module = copy.deepcopy(estimator.module_).eval()
-            weights = [m.weight for m in module if isinstance(m, (nn.Linear, nn.Conv2d))]
+            weights: list[Any] = [m.weight for m in module if isinstance(m, (nn.Linear, nn.Conv2d))]
             magnitudes = torch.cat([w.detach().abs().flatten() for w in weights])
             threshold = torch.quantile(magnitudes, target) if magnitudes.numel() <= 16_000_000 else None
             if threshold is None:

@@ -194,8 +194,8 @@ def quantize_graph(
     common: dict[str, Any] = {
         "op_types_to_quantize": list(QUANTIZABLE_OPS),
         "per_channel": spec.per_channel,
-        "nodes_to_exclude": list(spec.exclude) or None,
-        "nodes_to_quantize": list(nodes) if nodes is not None else None,
+        "nodes_to_exclude": _aliases(spec.exclude) or None,
+        "nodes_to_quantize": _aliases(nodes) if nodes is not None else None,
     }
     with tempfile.TemporaryDirectory(prefix="leanfit-q-") as tmp, quiet_onnxruntime_tools():
         src, dst = Path(tmp) / "in.onnx", Path(tmp) / "out.onnx"
@@ -221,6 +221,11 @@ def quantize_graph(
                 **common,
             )
         return tidy_opsets(onnx.load_model(str(dst)))
+
+
+def _aliases(names: Sequence[str]) -> list[str]:
+    """Node names as the quantizers see them: the dynamic one first splits ``Gemm`` into ``<name>_MatMul`` + Add."""
+    return [alias for name in names for alias in (name, f"{name}_MatMul")]
 
 
 def _error(reference: np.ndarray, other: np.ndarray) -> float:

@@ -16,11 +16,9 @@ Steps, in order:
 from __future__ import annotations
 
 import json
-import shutil
 import time
-import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,11 +27,9 @@ import onnx
 
 from .._logging import get_logger
 from .._threads import limit_threads, resolve_threads
-from ..artifacts import Manifest, read_manifest, verify, write_manifest
-from ..artifacts.export import write_artifact
+from ..artifacts import Manifest, read_manifest, verify
 from ..data import Prepared, build_preprocessor, prepare, preprocessor_to_onnx, to_feature_matrix
 from ..evaluate import compute_metrics, primary_metric, score
-from ..evaluate.bench import hardware_fingerprint, make_feeds, measure, thread_label
 from ..evaluate.metrics import GREATER_IS_BETTER
 from ..exceptions import ArtifactError, LeanfitError
 from ..models import fit_family, get_family
@@ -42,9 +38,11 @@ from ..schema import to_feeds
 from . import candidates as build
 from .candidates import Candidate, Context
 from .graphs import check_signature, mlp_to_onnx, quantizable_nodes, run_graph, session
+from .outputs import benchmark_candidates, decide_and_write
 from .quantize import QuantSpec
-from .result import CompressionResult, candidate_row, write_csv
-from .select import Scored, resolve_tolerance, select
+from .result import CompressionResult
+from .select import resolve_tolerance
+from .students import distilled
 
 if TYPE_CHECKING:
     from ..pipeline import Refit
@@ -55,10 +53,6 @@ logger = get_logger(__name__)
 
 DEFAULT_METHODS = ("quantize", "prune", "distill")
 TORCH_FAMILIES = ("mlp", "cnn")
-#: Benchmark effort: interleaved rounds and work per burst, at the target and elsewhere.
-TARGET_ROUNDS, TARGET_ROUND_MS = 9, 10.0
-GRID_ROUNDS, GRID_ROUND_MS = 3, 4.0
-BATCH_SIZES = (1, 32, 1024)
 
 
 @dataclass
@@ -80,6 +74,18 @@ def _check_run_dir(run_dir: Path, need_recipe: bool) -> None:
             f"{run_dir}: not a run folder ({'no such folder' if not run_dir.is_dir() else 'missing ' + ', '.join(missing)}). "
             "Point at runs/<name>, made by `leanfit run`."
         )
+
+
+def _original_dir(run_dir: Path) -> Path:
+    """``model/`` unless an earlier compression replaced it; then ``candidates/original/``.
+
+    A fresh ``leanfit run`` rewrites ``model/`` without a ``compression`` section, so a stale
+    ``candidates/original/`` from an earlier run of the same name is never mistaken for it.
+    """
+    kept = run_dir / "candidates" / "original"
+    if "compression" in read_manifest(run_dir / "model").extra and (kept / "manifest.json").is_file():
+        return kept
+    return run_dir / "model"
 
 
 def _refit(recipe: Recipe, prepared: Prepared, manifest: Manifest, metrics: dict[str, Any]) -> _Refitted:
@@ -142,9 +148,7 @@ def compress_run(
     recipe = load_recipe(recipe if recipe is not None else run_dir / "recipe.yaml", overrides)
     config = recipe.compress or CompressConfig()
     prepared = prepared or prepare(recipe)
-    original_dir = run_dir / "candidates" / "original"
-    if not (original_dir / "manifest.json").is_file():
-        original_dir = run_dir / "model"
+    original_dir = _original_dir(run_dir)
     manifest = verify(original_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     if refit is None:
@@ -157,7 +161,7 @@ def compress_run(
         cands, ctx, sel_notes = _build_and_measure(
             recipe, config, prepared, refitted, original_graph, metrics, notify
         )
-    result = _finish(run_dir, original_dir, manifest, config, ctx, cands, sel_notes, notify)
+    result = decide_and_write(run_dir, original_dir, manifest, config, ctx, cands, sel_notes, notify)
     result.seconds = time.perf_counter() - started
     metrics["compression"] = result.to_dict()
     _write_json(run_dir / "metrics.json", metrics)
@@ -167,8 +171,19 @@ def compress_run(
 
 def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    tmp.write_text(json.dumps(_finite(data), indent=2, default=str, allow_nan=False), encoding="utf-8")
     tmp.replace(path)
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities become null, so the JSON is strict (as the pipeline writes it)."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _methods(config: CompressConfig, ctx: Context, net: onnx.ModelProto) -> tuple[list[str], dict[str, str]]:
@@ -229,6 +244,11 @@ def _build_and_measure(
         "original", "original", {}, original_graph, family=family.name, model_params=ctx.params
     )
     _evaluate(ctx, original, feeds, y)
+    if original.status == "failed" or not np.isfinite(original.valid_score):
+        raise LeanfitError(
+            f"cannot score the original model on the validation split ({original.why_not or metric + ' is undefined'}); "
+            "nothing to compare candidates with"
+        )
     ctx.tolerance = resolve_tolerance(config.tolerance, original.valid_score)
     net = (
         mlp_to_onnx(refit.estimator, ctx.n_features)
@@ -268,13 +288,13 @@ def _build_and_measure(
             def teacher(X: np.ndarray) -> np.ndarray:
                 return np.asarray(family.predict_output(reference_est, X), dtype=np.float64)
 
-            add(build.distilled(ctx, teacher, reference_score=reference.valid_score))
+            add(distilled(ctx, teacher, reference_score=reference.valid_score))
     for cand in cands:
         ref = original if cand.reference == "original" else next(c for c in cands if c.name == "reference")
         cand.reference_score = ref.valid_score
         cand.drop = ctx.drop(ref.valid_score, cand.valid_score)
     notify(f"benchmarking {sum(c.graph is not None for c in cands)} candidates side by side")
-    _benchmark(cands, config, rows["valid"], data.columns, notes)
+    benchmark_candidates(cands, config, rows["valid"], data.columns, notes)
     notes.update({k: v for k, v in ctx.notes.items()})
     return cands, ctx, notes
 
@@ -342,180 +362,3 @@ def _evaluate(
     except (LeanfitError, ValueError, RuntimeError, AssertionError) as exc:
         logger.warning("candidate %s cannot be evaluated: %s", cand.name, exc)
         cand.status, cand.eligible, cand.why_not = "failed", False, f"failed: {exc}"
-
-
-def _benchmark(
-    cands: list[Candidate], config: CompressConfig, rows: Any, columns: list[Any], notes: dict[str, Any]
-) -> None:
-    """Time every candidate side by side: many rounds at the target, a few at the other configurations."""
-    from ..schema import ColumnSpec
-
-    target = (int(config.target["batch_size"]), thread_label(config.target["threads"]))
-    threads = list(dict.fromkeys(["1", "all", target[1]]))
-    batches = sorted({*BATCH_SIZES, target[0]})
-    spec_manifest = Manifest(
-        name="bench", task="", inputs=[c for c in columns if isinstance(c, ColumnSpec)], outputs=[]
-    )
-    feeds = make_feeds(spec_manifest, rows.reset_index(drop=True), batches)
-    graphs = {
-        c.name: c.graph.SerializeToString() for c in cands if c.graph is not None and c.status != "failed"
-    }
-    at_target, memory = measure(
-        graphs,
-        feeds,
-        configs=[(target[0], _setting(target[1]))],
-        rounds=TARGET_ROUNDS,
-        round_ms=TARGET_ROUND_MS,
-    )
-    others = [(b, _setting(t)) for b in batches for t in threads if (b, t) != target]
-    elsewhere, _ = measure(graphs, feeds, configs=others, rounds=GRID_ROUNDS, round_ms=GRID_ROUND_MS)
-    for c in cands:
-        if c.name not in graphs:
-            continue
-        data = graphs[c.name]
-        c.size_bytes, c.gzip_bytes = len(data), len(zlib.compress(data, 6))
-        c.memory_bytes = memory[c.name]
-        c.timings = sorted(at_target[c.name] + elsewhere[c.name], key=lambda t: (t.batch_size, t.threads))
-    notes["benchmark"] = {
-        "target": {"batch_size": target[0], "threads": target[1], "rounds": TARGET_ROUNDS},
-        "grid": {"batch_sizes": batches, "threads": threads, "rounds": GRID_ROUNDS},
-        "rows": "validation rows (raw columns)",
-    }
-
-
-def _setting(label: str) -> int | str:
-    return "all" if label == "all" else int(label)
-
-
-def _finish(
-    run_dir: Path,
-    original_dir: Path,
-    manifest: Manifest,
-    config: CompressConfig,
-    ctx: Context,
-    cands: list[Candidate],
-    notes: dict[str, Any],
-    notify: Callable[[str], None],
-) -> CompressionResult:
-    target = {**config.target, "threads": thread_label(config.target["threads"])}
-    tb, tt = int(target["batch_size"]), str(target["threads"])
-    scored = [
-        Scored(
-            c.name,
-            c.valid_score,
-            c.reference_score,
-            c.latency(tb, tt),
-            c.throughput(tb, tt),
-            c.size_bytes,
-            eligible=c.eligible,
-            why_not=c.why_not,
-        )
-        for c in cands
-        if c.status != "failed" and c.timings
-    ]
-    selection = select(
-        scored,
-        tolerance=ctx.tolerance,
-        objective=str(target["objective"]),
-        budget=config.budget,
-        maximize=ctx.maximize,
-    )
-    for c in cands:
-        if c.status != "failed":
-            c.status = selection.status.get(c.name, c.status)
-            c.reason = selection.reason.get(c.name, c.reason)
-            c.pareto = c.name in selection.pareto
-        else:
-            c.reason = c.why_not
-    configs = sorted({(t.batch_size, t.threads) for c in cands for t in c.timings})
-    rows = [candidate_row(c, ctx.metric, configs) for c in cands]
-    hardware = hardware_fingerprint()
-    result = CompressionResult(
-        run_dir=run_dir,
-        chosen=selection.chosen,
-        metric=ctx.metric,
-        tolerance=ctx.tolerance,
-        tolerance_setting=config.tolerance,
-        target=target,
-        budget=dict(config.budget),
-        rows=rows,
-        notes=notes,
-        hardware=hardware,
-    )
-    notify(f"writing {len(cands)} candidates to {run_dir / 'candidates'}")
-    _write_outputs(run_dir, original_dir, manifest, cands, result, ctx)
-    write_csv(run_dir / "compression.csv", rows)
-    return result
-
-
-def _candidate_manifest(original: Manifest, c: Candidate, ctx: Context, hardware: dict[str, Any]) -> Manifest:
-    m = Manifest.from_dict(original.to_dict())
-    m.files, m.outputs, m.versions = {}, [], {}
-    m.extra = {k: v for k, v in m.extra.items() if k not in ("compression", "benchmark")}
-    if c.name != "original":
-        m.family, m.params = c.family or original.family, dict(c.model_params)
-        m.metrics = {"task": ctx.task, "metric": ctx.metric, "test": c.test, "validation": c.valid}
-    m.extra["compression"] = {
-        "candidate": c.name,
-        "method": c.method,
-        "params": c.params,
-        "parent": c.parent,
-        "reference": c.reference,
-        "valid": c.valid_score,
-        "reference_valid": c.reference_score,
-        "drop": c.drop,
-        "status": c.status,
-        "reason": c.reason,
-        "pareto": c.pareto,
-    }
-    m.extra["benchmark"] = {
-        "model_bytes": c.size_bytes,
-        "model_gzip_bytes": c.gzip_bytes,
-        "memory_bytes": c.memory_bytes,
-        "timings": [asdict(t) for t in c.timings],
-        "rows": "validation rows (raw columns)",
-        "hardware": hardware,
-    }
-    return m
-
-
-def _write_outputs(
-    run_dir: Path,
-    original_dir: Path,
-    manifest: Manifest,
-    cands: list[Candidate],
-    result: CompressionResult,
-    ctx: Context,
-) -> None:
-    root = run_dir / "candidates"
-    root.mkdir(exist_ok=True)
-    keep = root / "original"
-    if original_dir != keep:  # first compression: keep the original as candidates/original
-        staging = root / "original.tmp"
-        if staging.exists():
-            shutil.rmtree(staging)
-        shutil.copytree(original_dir, staging)
-        clean = read_manifest(staging)
-        clean.extra = {k: v for k, v in clean.extra.items() if k != "compression"}
-        write_manifest(staging, clean)
-        if keep.exists():
-            shutil.rmtree(keep)
-        staging.rename(keep)
-    for old in root.iterdir():
-        if old.is_dir() and old.name != "original":
-            shutil.rmtree(old)
-    by_name = {c.name: c for c in cands}
-    for c in cands:
-        if c.graph is None or c.name == "original":
-            continue
-        write_artifact(root / c.name, c.graph, _candidate_manifest(manifest, c, ctx, result.hardware))
-    chosen = by_name[result.chosen]
-    assert chosen.graph is not None
-    final = _candidate_manifest(manifest, chosen, ctx, result.hardware)
-    final.extra["compression"] = {
-        **final.extra["compression"],
-        "decision": {k: v for k, v in result.to_dict().items() if k not in ("candidates", "hardware")},
-        "candidates": [{"candidate": c.name, "status": c.status, "reason": c.reason} for c in cands],
-        "csv": "../compression.csv",
-    }
-    write_artifact(run_dir / "model", chosen.graph, final)

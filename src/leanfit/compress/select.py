@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ class Scored:
         throughput: rows/s at the target.
         size_bytes: graph size on disk.
         eligible: False for references and controls (reported, never deployed).
-        why_not: a reason fixed before selection (e.g. "lost to plain training").
+        why_not: a reason fixed before selection (e.g. "distillation did not beat plain training").
     """
 
     name: str
@@ -221,6 +222,9 @@ def _misses(
     if r.why_not:
         reasons.append(r.why_not)
     drop = _drop(r, maximize)
+    if not math.isfinite(drop) or not math.isfinite(r.latency_us):
+        reasons.append("not measured (no validation score or no latency)")
+        return reasons
     if drop > tolerance + _EPS:
         reasons.append(
             f"metric drop {drop:.4f} > tolerance {tolerance:.4f} (missed by {drop - tolerance:.4f})"

@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -73,7 +74,7 @@ def prunable_units(net: nn.Sequential) -> list[Unit]:
         TypeError: a layer between two weighted layers is not ReLU, Dropout, MaxPool2d,
             Flatten or :class:`AddConstant` (surgery would not be exact).
     """
-    layers = list(net)
+    layers: list[Any] = list(net)
     weighted = [i for i, m in enumerate(layers) if _weighted(m)]
     units = []
     for here, there in zip(weighted, weighted[1:], strict=False):
@@ -88,7 +89,7 @@ def prunable_units(net: nn.Sequential) -> list[Unit]:
     return units
 
 
-def _has_add(layers: list[nn.Module], index: int) -> int:
+def _has_add(layers: list[Any], index: int) -> int:
     return int(index + 1 < len(layers) and isinstance(layers[index + 1], AddConstant))
 
 
@@ -109,10 +110,10 @@ def _shapes(net: nn.Sequential, n_features: int) -> list[torch.Size]:
 
 
 def _in_features(net: nn.Sequential) -> int:
-    first = next(m for m in net if _weighted(m))
+    first: Any = next(m for m in net if _weighted(m))
     if isinstance(first, nn.Linear):
         return int(first.in_features)
-    unflatten = net[0]
+    unflatten: Any = net[0]
     if not isinstance(unflatten, nn.Unflatten):
         raise TypeError("a conv network must start with nn.Unflatten (rows of pixels)")
     return int(torch.Size(unflatten.unflattened_size).numel())
@@ -135,15 +136,16 @@ def mask(net: nn.Sequential, keep: Sequence[torch.Tensor]) -> nn.Sequential:
     """
     units = _check_keep(net, keep)
     out = copy.deepcopy(net).eval()
+    layers: list[Any] = list(out)
     with torch.no_grad():
         for unit, k in zip(units, keep, strict=True):
-            out[unit.index].weight[~k] = 0.0
+            layers[unit.index].weight[~k] = 0.0
     return out
 
 
 def _constant_input(net: nn.Sequential, unit: Unit, removed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     """The removed units' pre-activation (their bias, plus any AddConstant map), other units zero."""
-    layers = list(net)
+    layers: list[Any] = list(net)
     layer = layers[unit.index]
     x = torch.zeros(1, *shape)
     bias = layer.bias if layer.bias is not None else torch.zeros(unit.width)
@@ -167,7 +169,7 @@ def shrink(net: nn.Sequential, keep: Sequence[torch.Tensor]) -> nn.Sequential:
     """
     units = _check_keep(net, keep)
     net = copy.deepcopy(net).eval()
-    layers = list(net)
+    layers: list[Any] = list(net)
     shapes = _shapes(net, _in_features(net))
     kept_in: dict[int, torch.Tensor] = {}  # consumer index -> kept input columns/channels
     fold: dict[int, torch.Tensor] = {}  # consumer index -> added pre-activation (one sample)
@@ -212,7 +214,7 @@ def shrink(net: nn.Sequential, keep: Sequence[torch.Tensor]) -> nn.Sequential:
     return nn.Sequential(*rebuilt).eval()
 
 
-def _slice(layer: nn.Module, rows: torch.Tensor | None, cols: torch.Tensor | None) -> nn.Module:
+def _slice(layer: Any, rows: torch.Tensor | None, cols: torch.Tensor | None) -> nn.Module:
     weight = layer.weight.detach()
     bias = layer.bias.detach() if layer.bias is not None else None
     if rows is not None:
@@ -220,18 +222,18 @@ def _slice(layer: nn.Module, rows: torch.Tensor | None, cols: torch.Tensor | Non
         bias = bias[rows] if bias is not None else None
     if cols is not None:
         weight = weight[:, cols]
-    new: nn.Module
+    new: Any
     if isinstance(layer, nn.Linear):
         new = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
     else:
-        assert isinstance(layer, nn.Conv2d)
+        conv: Any = layer
         new = nn.Conv2d(
             weight.shape[1],
             weight.shape[0],
-            kernel_size=layer.kernel_size,  # type: ignore[arg-type]
-            stride=layer.stride,  # type: ignore[arg-type]
-            padding=layer.padding,  # type: ignore[arg-type]
-            dilation=layer.dilation,  # type: ignore[arg-type]
+            kernel_size=conv.kernel_size,
+            stride=conv.stride,
+            padding=conv.padding,
+            dilation=conv.dilation,
             bias=bias is not None,
         )
     new.weight.copy_(weight)
@@ -240,7 +242,7 @@ def _slice(layer: nn.Module, rows: torch.Tensor | None, cols: torch.Tensor | Non
     return new
 
 
-def _add_bias(layer: nn.Module, extra: torch.Tensor | None, existing: torch.Tensor | None) -> list[nn.Module]:
+def _add_bias(layer: Any, extra: torch.Tensor | None, existing: torch.Tensor | None) -> list[nn.Module]:
     """Fold ``extra`` (plus an existing position map) into ``layer``'s bias, or return an AddConstant."""
     total = extra
     if existing is not None:

@@ -41,10 +41,12 @@ from ..artifacts import Predictor
 from ..exceptions import ArtifactError
 from .config import ServeConfig
 from .errors import BadRequest, NotFound, ServeConfigError, ServeError, Unavailable
+from .jsonio import dumps
 from .metrics import CONTENT_TYPE, Metrics
 from .openapi import openapi_document
-from .protocol import dumps, encode_infer_response, encode_predict_response, parse_infer, parse_rows
+from .protocol import encode_infer_response, parse_infer
 from .registry import ModelEntry, model_name_for, open_model
+from .rows import encode_predict_response, parse_rows
 from .security import EdgeState, ServeMiddleware, error_body, read_body
 
 __all__ = ["EXTENSIONS", "ModelSource", "Service", "create_app"]
@@ -54,7 +56,9 @@ logger = get_logger("leanfit.serve")
 #: Protocol extensions this server implements (reported by ``GET /v2``).
 EXTENSIONS = ["binary_tensor_data", "model_repository"]
 
-ModelSource = tuple[str, Predictor] | tuple[str, "str | os.PathLike[str]"] | Predictor | str | os.PathLike[str]
+ModelSource = (
+    tuple[str, Predictor] | tuple[str, "str | os.PathLike[str]"] | Predictor | str | os.PathLike[str]
+)
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -109,7 +113,10 @@ class Service:
         self.config = config
         self.metrics = metrics
         self.edge = EdgeState(
-            token=config.token, max_body_bytes=config.max_body_bytes, metrics=metrics, access_log=config.access_log
+            token=config.token,
+            max_body_bytes=config.max_body_bytes,
+            metrics=metrics,
+            access_log=config.access_log,
         )
         self.edge.fast_route = self.fast_route
         self._infer_endpoint = Endpoint(self.infer)
@@ -222,7 +229,11 @@ class Service:
         parsed = parse_rows(body, entry.schema, timeout_header=_text(headers.get(b"x-request-timeout-ms")))
         scope["leanfit.log"] = {"model": entry.name, "rows": parsed.rows}
         outputs = await entry.infer(parsed.feeds, parsed.rows, timeout=parsed.timeout, watch=_watch(receive))
-        return 200, encode_predict_response(entry.schema, outputs, task=entry.task, classes=entry.classes), _JSON
+        return (
+            200,
+            encode_predict_response(entry.schema, outputs, task=entry.task, classes=entry.classes),
+            _JSON,
+        )
 
     # -- drift, metrics, repository, docs --------------------------------------------------
     async def drift(self, scope: Scope, receive: Receive) -> Reply:
@@ -261,7 +272,9 @@ class Service:
             await entry.reload()
         except ArtifactError as exc:
             logger.error("reload of model %r refused: %s", entry.name, exc)
-            raise BadRequest(f"model {entry.name!r} was not reloaded (still serving the old one): {exc}") from None
+            raise BadRequest(
+                f"model {entry.name!r} was not reloaded (still serving the old one): {exc}"
+            ) from None
         logger.info("model %r reloaded from %s (version %s)", entry.name, entry.path, entry.version)
         return _json({})
 
@@ -297,7 +310,10 @@ class Service:
             ("/metrics", self.metrics_text, "GET"),
             ("/openapi.json", self.openapi, "GET"),
         ]
-        return [Route(path, Endpoint(handler), methods=[method], name=handler.__name__) for path, handler, method in table]
+        return [
+            Route(path, Endpoint(handler), methods=[method], name=handler.__name__)
+            for path, handler, method in table
+        ]
 
 
 def _text(value: bytes | None) -> str | None:
@@ -312,14 +328,19 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     elif exc.status_code == 405:
         message = f"method {request.method} is not allowed on {request.url.path!r}"
     return Response(
-        error_body(message), status_code=exc.status_code, headers=dict(exc.headers or {}), media_type="application/json"
+        error_body(message),
+        status_code=exc.status_code,
+        headers=dict(exc.headers or {}),
+        media_type="application/json",
     )
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     logger.error("unhandled error on %s %s: %r", request.method, request.url.path, exc)
     return Response(
-        error_body(f"internal server error ({type(exc).__name__}); see the server log"), 500, media_type="application/json"
+        error_body(f"internal server error ({type(exc).__name__}); see the server log"),
+        500,
+        media_type="application/json",
     )
 
 

@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -157,14 +157,25 @@ class DirectRunner(BaseRunner):
         self.metrics.batch_requests.observe(1)
         loop = asyncio.get_running_loop()
         try:
-            future = loop.run_in_executor(self.executor, self._timed, feeds, time.perf_counter())
             try:
-                result = await (future if timeout is None else asyncio.wait_for(future, timeout))
-            except TimeoutError:
-                self.metrics.rejected("deadline")
-                raise DeadlineExceeded(
-                    f"deadline of {timeout * 1000:.0f} ms passed before model {self.name!r} answered"
-                ) from None
+                future = loop.run_in_executor(self.executor, self._timed, feeds, time.perf_counter())
+            except RuntimeError:  # the executor was shut down
+                raise Unavailable(f"model {self.name!r} is shutting down") from None
+            if timeout is None:
+                try:
+                    result = await future
+                except asyncio.CancelledError:
+                    if self.closed and not _being_cancelled():  # cancelled by close(), not by the caller
+                        raise Unavailable(f"model {self.name!r} is shutting down") from None
+                    raise
+            else:
+                try:
+                    result = await asyncio.wait_for(future, timeout)
+                except TimeoutError:
+                    self.metrics.rejected("deadline")
+                    raise DeadlineExceeded(
+                        f"deadline of {timeout * 1000:.0f} ms passed before model {self.name!r} answered"
+                    ) from None
         finally:
             self._inflight_rows -= rows
         if isinstance(result, BaseException):
@@ -217,6 +228,7 @@ class Batcher(BaseRunner):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dispatcher: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
+        self._running: dict[int, list[_Item]] = {}  # batches handed to a worker, by id
         self._work_event = asyncio.Event()
         self._slot = asyncio.Event()
         self._full = asyncio.Event()
@@ -243,10 +255,12 @@ class Batcher(BaseRunner):
         for task in (self._dispatcher, self._watchdog):
             if task is not None:
                 task.cancel()
-        while self._queue:
-            item = self._queue.popleft()
+        pending = list(self._queue) + [item for batch in self._running.values() for item in batch]
+        for item in pending:
             if not item.future.done():
-                item.future.set_exception(Unavailable(f"model {self.name!r} is shutting down"))
+                item.future.set_result(Unavailable(f"model {self.name!r} is shutting down"))
+        self._queue.clear()
+        self._running.clear()
         self._queued_rows = 0
         super().close()
 
@@ -285,7 +299,7 @@ class Batcher(BaseRunner):
             raise
         if isinstance(result, BaseException):
             raise self._model_failed(result)
-        return result
+        return cast(Outputs, result)
 
     def _forget(self, item: _Item) -> None:
         if item.state == _QUEUED:
@@ -379,6 +393,7 @@ class Batcher(BaseRunner):
         self.metrics.batch_rows.observe(sum(rows))
         self.metrics.batch_requests.observe(len(batch))
         self._busy += 1
+        self._running[id(batch)] = batch
         try:
             self.executor.submit(self._work, self._loop, batch, [item.feeds for item in batch], rows)
         except RuntimeError:  # the executor was shut down (closing)
@@ -390,6 +405,7 @@ class Batcher(BaseRunner):
             loop.call_soon_threadsafe(self._complete, batch, results)
 
     def _complete(self, batch: list[_Item], results: list[Outputs | BaseException]) -> None:
+        self._running.pop(id(batch), None)
         self._busy -= 1
         self._slot.set()
         self._work_event.set()

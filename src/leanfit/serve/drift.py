@@ -126,27 +126,30 @@ class DriftReport:
         return {
             "model": self.model,
             "n_rows": self.n_rows,
+            "n_features": sum(f.score is not None for f in self.features),
             "dataset_drift": self.dataset_drift,
-            "share": self.share,
+            "share_drifted": self.share,
             "share_threshold": self.share_threshold,
             "drifted_features": self.drifted_features,
             "thresholds": dict(self.thresholds),
             "features": [{**asdict(f), "statistic": f.statistic} for f in self.features],
         }
 
-    def table(self) -> list[tuple[str, ...]]:
-        """One row of strings per feature, in :attr:`TABLE_COLUMNS` order (for a ``rich`` table).
+    def table(self) -> list[dict[str, str]]:
+        """One row per feature for a ``rich`` table: ``{column: text}`` in :attr:`TABLE_COLUMNS` order.
 
         Example:
-            >>> table = rich.table.Table(*DriftReport.TABLE_COLUMNS)    # doctest: +SKIP
-            >>> for row in report.table(): table.add_row(*row)         # doctest: +SKIP
+            >>> rows = report.table()                                          # doctest: +SKIP
+            >>> table = rich.table.Table(*rows[0])                             # doctest: +SKIP
+            >>> for row in rows: table.add_row(*row.values())                  # doctest: +SKIP
         """
-        rows = []
+        rows: list[dict[str, str]] = []
         for f in self.features:
             score = "-" if f.score is None else f"{f.score:.4g}"
             op = "<=" if f.statistic == "p_value" else ">="
             verdict = "DRIFT" if f.drifted else ("n/a" if f.score is None else "ok")
-            rows.append((f.feature, f.kind, f.method, score, f"{op} {f.threshold:g}", verdict, str(f.n)))
+            cells = (f.feature, f.kind, f.method, score, f"{op} {f.threshold:g}", verdict, str(f.n))
+            rows.append(dict(zip(self.TABLE_COLUMNS, cells, strict=True)))
         return rows
 
 
@@ -300,6 +303,7 @@ class DriftWindow:
         self._lock = threading.Lock()
 
     def add(self, feeds: Mapping[str, np.ndarray], rows: int) -> None:
+        chunk: tuple[int, tuple[str, ...], tuple[np.ndarray, ...], bool]
         if isinstance(feeds, MatrixFeeds):
             chunk = (rows, feeds.names, (feeds.matrix,), True)
         else:

@@ -63,10 +63,9 @@ def join_feeds(parts: Sequence[Feeds]) -> Feeds:
         [1.0, 0.0, 0.0]
     """
     first = parts[0]
-    if isinstance(first, MatrixFeeds) and all(
-        isinstance(p, MatrixFeeds) and p.names == first.names for p in parts
-    ):
-        return MatrixFeeds(np.concatenate([p.matrix for p in parts], axis=0), first.names)  # type: ignore[union-attr]
+    matrices = [p for p in parts if isinstance(p, MatrixFeeds) and p.names == getattr(first, "names", None)]
+    if len(matrices) == len(parts):
+        return MatrixFeeds(np.concatenate([p.matrix for p in matrices], axis=0), matrices[0].names)
     return {name: np.concatenate([p[name] for p in parts], axis=0) for name in first}
 
 
@@ -75,7 +74,9 @@ def _update(digest: hashlib._Hash, name: str, array: np.ndarray) -> None:
     head = f"\x00{name}\x00{datatype}\x00{','.join(map(str, array.shape))}\x00".encode()
     digest.update(struct.pack("<I", len(head)))
     digest.update(head)
-    data = encode_bytes(array.ravel().tolist()) if datatype == "BYTES" else np.ascontiguousarray(array).tobytes()
+    data = (
+        encode_bytes(array.ravel().tolist()) if datatype == "BYTES" else np.ascontiguousarray(array).tobytes()
+    )
     digest.update(struct.pack("<Q", len(data)))
     digest.update(data)
 

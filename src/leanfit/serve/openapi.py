@@ -152,17 +152,17 @@ def openapi_document(models: list[str], version: str) -> dict[str, Any]:
         "required": True,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
     }
+    infer_headers: list[dict[str, Any]] = [
+        {
+            "name": "Inference-Header-Content-Length",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "integer"},
+        },
+        {"name": "X-Request-Timeout-Ms", "in": "header", "required": False, "schema": {"type": "number"}},
+    ]
     infer_op = {
         "summary": "Run inference (Open Inference Protocol)",
-        "parameters": [
-            {
-                "name": "Inference-Header-Content-Length",
-                "in": "header",
-                "required": False,
-                "schema": {"type": "integer"},
-            },
-            {"name": "X-Request-Timeout-Ms", "in": "header", "required": False, "schema": {"type": "number"}},
-        ],
         "requestBody": infer_body,
         "responses": _responses(
             {"$ref": "#/components/schemas/InferResponse"}, 400, 401, 404, 413, 415, 503, 504
@@ -215,7 +215,7 @@ def openapi_document(models: list[str], version: str) -> dict[str, Any]:
                 "responses": _responses(None, 404, 503),
             }
         }
-        paths[prefix + "/infer"] = {"post": {**infer_op, "parameters": params + infer_op["parameters"]}}
+        paths[prefix + "/infer"] = {"post": {**infer_op, "parameters": params + infer_headers}}
         paths[prefix + "/drift"] = {
             "get": {
                 "summary": "Drift of recent inputs against the training reference",

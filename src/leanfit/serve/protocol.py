@@ -8,30 +8,27 @@ offending value.
 
 from __future__ import annotations
 
-import difflib
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..exceptions import DataError
-from ..schema import ColumnSpec, coerce_column
+from ..schema import ColumnSpec
 from .binary import V2_DTYPES, datatype_of, decode_raw, encode_tensor, split_body
 from .errors import BadRequest
 from .feeds import MatrixFeeds
+from .jsonio import did_you_mean, dumps, json_data, loads, show
 
 __all__ = [
     "ACCEPTED_DATATYPES",
     "InferRequest",
     "ModelSchema",
-    "dumps",
+    "check_float",
     "encode_infer_response",
-    "encode_predict_response",
-    "loads",
+    "object_param",
     "parse_infer",
-    "parse_rows",
+    "parse_timeout",
 ]
 
 #: V2 datatypes accepted for each column kind (FP64 and INT32 are narrowed/widened on arrival).
@@ -48,77 +45,6 @@ _FLOAT_TYPES = frozenset({"FP16", "FP32", "FP64"})
 _INT_TYPES = frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"})
 _MAX_DEPTH = 32
 _INT64_LIMIT = float(2**63)
-
-
-def _reject_constant(name: str) -> Any:
-    raise BadRequest(
-        f"the body is not valid JSON: {name} is not a JSON number. Send null for a missing value "
-        "(accepted only where the column allows missing values)"
-    )
-
-
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False)
-
-try:  # an optional accelerator: same strict JSON (no NaN/Infinity), several times faster
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - exercised by a test that hides orjson
-    _orjson = None
-
-_NUMPY_JSON = 0 if _orjson is None else _orjson.OPT_SERIALIZE_NUMPY
-
-
-def loads(body: bytes | str) -> Any:
-    """Parse strict JSON (``NaN``/``Infinity`` literals and numbers beyond float range are refused).
-
-    Uses ``orjson`` when it is installed and the standard library otherwise; both refuse the
-    same documents.
-
-    Example:
-        >>> loads(b'{"a": [1, null]}')
-        {'a': [1, None]}
-    """
-    try:
-        if _orjson is not None:
-            return _orjson.loads(body)
-        text = body.decode("utf-8") if isinstance(body, (bytes, bytearray, memoryview)) else body
-        value = _DECODER.decode(text)
-    except UnicodeDecodeError as exc:
-        raise BadRequest(f"the body is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except RecursionError:
-        raise BadRequest("the body is not acceptable JSON: it is nested too deeply") from None
-    return value
-
-
-def dumps(obj: Any) -> bytes:
-    """Compact JSON bytes; numpy arrays are written as (flat) arrays, non-finite floats as null.
-
-    Example:
-        >>> dumps({"a": [1, 2.5]})
-        b'{"a":[1,2.5]}'
-    """
-    if _orjson is not None:
-        return _orjson.dumps(obj, option=_NUMPY_JSON)
-    return _ENCODER.encode(obj).encode("utf-8")
-
-
-def _show(value: Any, limit: int = 80) -> str:
-    """A short, safe rendering of a client value for an error message (no deep or huge reprs)."""
-    if isinstance(value, (list, dict)):
-        return f"{type(value).__name__} of {len(value)} item(s)"
-    if isinstance(value, str) and len(value) > limit:
-        return repr(value[:limit]) + "..."
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _did_you_mean(name: str, known: Sequence[str]) -> str:
-    if len(name) > 100:
-        return ""
-    match = difflib.get_close_matches(name, list(known), n=1)
-    return f" Did you mean {match[0]!r}?" if match else ""
 
 
 @dataclass
@@ -165,7 +91,7 @@ class ModelSchema:
             if value not in levels:
                 known = ", ".join(sorted(spec.categories)[:20])
                 raise BadRequest(
-                    f"{label}: unknown category {_show(value)} at row {index}; this model accepts only the "
+                    f"{label}: unknown category {show(value)} at row {index}; this model accepts only the "
                     f"levels seen in training ({known})"
                 )
 
@@ -182,7 +108,7 @@ class InferRequest:
     timeout: float | None = None
 
 
-def _check_float(spec: ColumnSpec, values: np.ndarray, label: str) -> None:
+def check_float(spec: ColumnSpec, values: np.ndarray, label: str) -> None:
     finite = np.isfinite(values)
     if finite.all():
         return
@@ -241,7 +167,7 @@ def _json_values(name: str, datatype: str, data: Any, count: int, shape: list[in
     if not types.issubset(allowed):
         index = next(i for i, v in enumerate(flat) if type(v) not in allowed)
         raise BadRequest(
-            f"input {name!r}: {datatype} element {index} must be {expected}; got {_show(flat[index])}"
+            f"input {name!r}: {datatype} element {index} must be {expected}; got {show(flat[index])}"
         )
     try:
         if datatype == "BYTES":
@@ -260,6 +186,9 @@ def _json_values(name: str, datatype: str, data: Any, count: int, shape: list[in
 
 
 def _as_float32(values: np.ndarray) -> np.ndarray:
+    """FP32 values; FP64 values beyond the FP32 range become inf (and fail the finiteness check)."""
+    if values.dtype == np.float32:
+        return values
     with np.errstate(over="ignore", invalid="ignore"):
         return values.astype(np.float32)
 
@@ -269,7 +198,7 @@ def _to_column(spec: ColumnSpec, datatype: str, values: np.ndarray, label: str) 
     kind = spec.kind
     if kind in ("numeric", "datetime"):
         out = _as_float32(values)
-        _check_float(spec, out, label)
+        check_float(spec, out, label)
     elif kind == "integer":
         out = values.astype(np.int64)
     elif kind == "boolean":
@@ -279,20 +208,22 @@ def _to_column(spec: ColumnSpec, datatype: str, values: np.ndarray, label: str) 
     return out.reshape(-1, 1)
 
 
-def _matrix_columns(schema: ModelSchema, name: str, values: np.ndarray, rows: int) -> Mapping[str, np.ndarray]:
+def _matrix_columns(
+    schema: ModelSchema, name: str, values: np.ndarray, rows: int
+) -> Mapping[str, np.ndarray]:
     """Split one ``[N, F]`` matrix into the model's columns, cast and checked per column kind."""
     matrix = _as_float32(values.reshape(rows, len(schema.columns)))
     if schema.all_float:
         if not np.isfinite(matrix).all():
             for j, spec in enumerate(schema.columns):
-                _check_float(spec, matrix[:, j], f"input {name!r} column {j} ({spec.name!r})")
+                check_float(spec, matrix[:, j], f"input {name!r} column {j} ({spec.name!r})")
         return MatrixFeeds(matrix, schema.names)
     exact = values.reshape(rows, len(schema.columns))
     feeds: dict[str, np.ndarray] = {}
     for j, spec in enumerate(schema.columns):
         label = f"input {name!r} column {j} ({spec.name!r})"
         if spec.kind in ("numeric", "datetime"):
-            _check_float(spec, matrix[:, j], label)
+            check_float(spec, matrix[:, j], label)
             feeds[spec.name] = np.ascontiguousarray(matrix[:, j]).reshape(-1, 1)
             continue
         column = exact[:, j]
@@ -314,18 +245,20 @@ def _matrix_columns(schema: ModelSchema, name: str, values: np.ndarray, rows: in
 def _shape(tensor: Mapping[str, Any], name: str) -> list[int]:
     shape = tensor.get("shape")
     if type(shape) is not list or not all(type(d) is int and d >= 0 for d in shape):
-        raise BadRequest(f"input {name!r}: 'shape' must be an array of non-negative integers; got {_show(shape)}")
+        raise BadRequest(
+            f"input {name!r}: 'shape' must be an array of non-negative integers; got {show(shape)}"
+        )
     return shape
 
 
-def _timeout(parameters: Mapping[str, Any], header: str | None) -> float | None:
+def parse_timeout(parameters: Mapping[str, Any], header: str | None) -> float | None:
     """Seconds from ``timeout_ms``, Triton's ``timeout`` (microseconds) or the header; the smallest wins."""
     found: list[float] = []
     for key, scale in (("timeout_ms", 1e-3), ("timeout", 1e-6)):
         if key in parameters:
             value = parameters[key]
             if type(value) not in (int, float) or not value > 0 or value == float("inf"):
-                raise BadRequest(f"parameters.{key} must be a positive number; got {_show(value)}")
+                raise BadRequest(f"parameters.{key} must be a positive number; got {show(value)}")
             found.append(value * scale)
     if header is not None:
         try:
@@ -334,13 +267,13 @@ def _timeout(parameters: Mapping[str, Any], header: str | None) -> float | None:
             value = -1.0
         if not 0 < value < float("inf"):
             raise BadRequest(
-                f"X-Request-Timeout-Ms must be a positive number of milliseconds; got {_show(header)}"
+                f"X-Request-Timeout-Ms must be a positive number of milliseconds; got {show(header)}"
             )
         found.append(value * 1e-3)
     return min(found) if found else None
 
 
-def _object(value: Any, what: str) -> dict[str, Any]:
+def object_param(value: Any, what: str) -> dict[str, Any]:
     if value is None:
         return {}
     if type(value) is not dict:
@@ -361,17 +294,19 @@ def _requested_outputs(
     out: list[tuple[str, bool]] = []
     for index, item in enumerate(requested):
         if type(item) is not dict or type(item.get("name")) is not str:
-            raise BadRequest(f"outputs[{index}] must be an object with a string 'name'; got {_show(item)}")
+            raise BadRequest(f"outputs[{index}] must be an object with a string 'name'; got {show(item)}")
         name = item["name"]
         if name not in schema.outputs:
             raise BadRequest(
                 f"unknown output {name!r}; model {schema.name!r} has outputs {schema.outputs}."
-                + _did_you_mean(name, schema.outputs)
+                + did_you_mean(name, schema.outputs)
             )
-        params = _object(item.get("parameters"), f"outputs[{index}].parameters")
+        params = object_param(item.get("parameters"), f"outputs[{index}].parameters")
         binary = params.get("binary_data", default)
         if type(binary) is not bool:
-            raise BadRequest(f"outputs[{index}].parameters.binary_data must be true or false; got {_show(binary)}")
+            raise BadRequest(
+                f"outputs[{index}].parameters.binary_data must be true or false; got {show(binary)}"
+            )
         out.append((name, binary))
     return out
 
@@ -402,7 +337,7 @@ def parse_infer(
     request_id = header.get("id")
     if request_id is not None and type(request_id) is not str:
         raise BadRequest(f"'id' must be a string; got {type(request_id).__name__}")
-    parameters = _object(header.get("parameters"), "'parameters'")
+    parameters = object_param(header.get("parameters"), "'parameters'")
     binary_output = parameters.get("binary_data_output", False)
     if type(binary_output) is not bool:
         binary_output = False
@@ -429,11 +364,13 @@ def parse_infer(
         if spec is None and not matrix:
             raise BadRequest(
                 f"unknown input {name!r}; model {schema.name!r} expects {schema.feature_names}."
-                + _did_you_mean(name, schema.feature_names)
+                + did_you_mean(name, schema.feature_names)
             )
         datatype = tensor.get("datatype")
         if type(datatype) is not str or datatype not in V2_DTYPES:
-            raise BadRequest(f"input {name!r}: unknown datatype {_show(datatype)}; use one of {sorted(V2_DTYPES)}")
+            raise BadRequest(
+                f"input {name!r}: unknown datatype {show(datatype)}; use one of {sorted(V2_DTYPES)}"
+            )
         shape = _shape(tensor, name)
         if matrix:
             width = len(schema.columns)
@@ -481,7 +418,7 @@ def parse_infer(
         count = 1
         for dim in shape:
             count *= dim
-        params = _object(tensor.get("parameters"), f"input {name!r} parameters")
+        params = object_param(tensor.get("parameters"), f"input {name!r} parameters")
         if "shared_memory_region" in params:
             raise BadRequest(f"input {name!r}: the shared-memory extension is not supported; send the data")
         size = params.get("binary_data_size")
@@ -490,7 +427,7 @@ def parse_infer(
                 raise BadRequest(f"input {name!r} has both 'data' and parameters.binary_data_size; send one")
             if type(size) is not int or size < 0:
                 raise BadRequest(
-                    f"input {name!r}: binary_data_size must be a non-negative integer; got {_show(size)}"
+                    f"input {name!r}: binary_data_size must be a non-negative integer; got {show(size)}"
                 )
             if offset + size > len(tail):
                 raise BadRequest(
@@ -521,76 +458,8 @@ def parse_infer(
         id=request_id,
         outputs=_requested_outputs(header, schema, binary_output),
         binary_output=binary_output,
-        timeout=_timeout(parameters, timeout_header),
+        timeout=parse_timeout(parameters, timeout_header),
     )
-
-
-def parse_rows(body: bytes, schema: ModelSchema, *, timeout_header: str | None = None) -> InferRequest:
-    """Read ``{"rows": [{column: value, ...}, ...]}`` into validated feeds (lenient values, strict columns).
-
-    Values are coerced as :func:`leanfit.schema.coerce_column` does (``"41"`` is a number,
-    ``"yes"`` a boolean, ``null`` missing); every row must name every column.
-
-    Example:
-        >>> schema = ModelSchema("m", "1", [ColumnSpec("x", "numeric")], ["prediction"])
-        >>> parse_rows(b'{"rows": [{"x": 1}, {"x": "2.5"}]}', schema).feeds["x"].ravel().tolist()
-        [1.0, 2.5]
-    """
-    payload = loads(body)
-    if type(payload) is not dict or type(payload.get("rows")) is not list or not payload["rows"]:
-        raise BadRequest(
-            'send {"rows": [{column: value, ...}, ...]} with at least one row; the model expects '
-            f"{schema.feature_names}"
-        )
-    rows = payload["rows"]
-    names = schema.feature_names
-    known = set(names)
-    for index, row in enumerate(rows):
-        if type(row) is not dict:
-            raise BadRequest(f"rows[{index}] must be an object mapping column names to values")
-        if row.keys() != known:
-            extra = [k for k in row if k not in known]
-            if extra:
-                raise BadRequest(
-                    f"rows[{index}]: unknown column {extra[0]!r}; model {schema.name!r} expects {names}."
-                    + _did_you_mean(extra[0], names)
-                )
-            missing = [n for n in names if n not in row]
-            raise BadRequest(f"rows[{index}] is missing column(s) {missing}; send null for a missing value")
-    feeds: dict[str, np.ndarray] = {}
-    for spec in schema.columns:
-        values = [row[spec.name] for row in rows]
-        for index, value in enumerate(values):
-            if type(value) in (list, dict):
-                raise BadRequest(
-                    f"rows[{index}].{spec.name}: expected a single value, got {type(value).__name__}"
-                )
-        try:
-            column = coerce_column(values, spec)
-        except DataError as exc:
-            raise BadRequest(f"rows: {exc}") from None
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise BadRequest(f"rows: column {spec.name!r} cannot be read ({exc})") from None
-        label = f"column {spec.name!r}"
-        if spec.kind in ("numeric", "datetime"):
-            _check_float(spec, column.ravel(), label)
-        elif spec.kind == "categorical":
-            schema.check_categories(spec, column, label)
-        feeds[spec.name] = column
-    params = _object(payload.get("parameters"), "'parameters'")
-    return InferRequest(feeds=feeds, rows=len(rows), timeout=_timeout(params, timeout_header))
-
-
-def _json_data(array: np.ndarray) -> Any:
-    """A flat JSON-ready form of an output: the array itself for orjson, else a list."""
-    flat = array.ravel()
-    if flat.dtype.kind in "OSU":
-        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in flat.tolist()]
-    if _orjson is not None and (flat.dtype.kind in "biu" or (flat.dtype.kind == "f" and flat.dtype.itemsize >= 4)):
-        return np.ascontiguousarray(flat)  # orjson writes numpy arrays itself (NaN as null)
-    if flat.dtype.kind == "f" and not np.isfinite(flat).all():
-        return [v if v == v and abs(v) != float("inf") else None for v in flat.tolist()]
-    return flat.tolist()
 
 
 def encode_infer_response(
@@ -610,7 +479,7 @@ def encode_infer_response(
             entry["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         else:
-            entry["data"] = _json_data(array)
+            entry["data"] = json_data(array)
         entries.append(entry)
     response: dict[str, Any] = {"model_name": schema.name, "model_version": schema.version}
     if request.id is not None:
@@ -623,22 +492,3 @@ def encode_infer_response(
         "content-type": "application/octet-stream",
         "inference-header-content-length": str(len(head)),
     }
-
-
-def encode_predict_response(
-    schema: ModelSchema, outputs: Mapping[str, np.ndarray], *, task: str, classes: Sequence[Any]
-) -> bytes:
-    """The ``/predict`` answer: decoded predictions, plus probabilities and classes for a classifier."""
-    response: dict[str, Any] = {"model_name": schema.name, "model_version": schema.version}
-    if "label" in outputs and task == "classification":
-        codes = outputs["label"].astype(np.int64).ravel().tolist()
-        labels = list(classes)
-        response["predictions"] = [labels[c] if 0 <= c < len(labels) else c for c in codes]
-        if "probabilities" in outputs:
-            response["probabilities"] = outputs["probabilities"].astype(np.float64).round(7).tolist()
-        response["classes"] = labels
-    elif "prediction" in outputs:
-        response["predictions"] = _json_data(outputs["prediction"].astype(np.float64))
-    else:
-        response["outputs"] = {name: _json_data(array) for name, array in outputs.items()}
-    return dumps(response)

@@ -189,7 +189,7 @@ class ModelEntry:
 
     async def infer(
         self,
-        feeds: dict[str, np.ndarray],
+        feeds: Mapping[str, np.ndarray],
         rows: int,
         *,
         timeout: float | None = None,

@@ -14,7 +14,6 @@ One pure-ASGI middleware (no per-request task or thread) wraps every HTTP reques
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import time
 import zlib
@@ -31,8 +30,8 @@ from .errors import (
     Unavailable,
     UnsupportedMediaType,
 )
+from .jsonio import dumps
 from .metrics import Metrics
-from .protocol import dumps
 
 __all__ = ["EdgeState", "ServeMiddleware", "error_body", "read_body"]
 
@@ -66,6 +65,7 @@ class EdgeState:
 
 
 _MAX_MESSAGE = 2000
+_CLOSE = {"connection": "close"}  # the unread rest of a refused body is not worth reading
 
 
 def error_body(message: str) -> bytes:
@@ -100,7 +100,7 @@ async def read_body(receive: Receive, limit: int, content_encoding: str | None =
         size = len(body)
         while True:
             if size > limit:
-                raise PayloadTooLarge(f"the request body is over the limit of {limit} bytes")
+                raise PayloadTooLarge(f"the request body is over the limit of {limit} bytes", headers=_CLOSE)
             message = await receive()
             if message["type"] == "http.disconnect":
                 raise ClientDisconnected()
@@ -111,7 +111,7 @@ async def read_body(receive: Receive, limit: int, content_encoding: str | None =
                 break
         body = b"".join(chunks)
     if len(body) > limit:
-        raise PayloadTooLarge(f"the request body is over the limit of {limit} bytes")
+        raise PayloadTooLarge(f"the request body is over the limit of {limit} bytes", headers=_CLOSE)
     if content_encoding and content_encoding.lower() not in ("identity", ""):
         body = _inflate(body, content_encoding.lower(), limit)
     return body
@@ -197,17 +197,16 @@ class ServeMiddleware:
                 exchange[1] += len(message.get("body", b""))
             await send(message)
 
-        fast = None
-        template = "unmatched"
+        fast = edge.fast_route(path) if edge.fast_route is not None and scope["method"] == "POST" else None
+        template = fast[2] if fast is not None else "unmatched"
         edge.inflight += 1
         try:
             refused = self._precheck(scope, path)
-            fast = edge.fast_route(path) if edge.fast_route is not None and scope["method"] == "POST" else None
             if refused is not None:
                 await _send_error(send_wrapper, refused[0], close=refused[1])
             elif fast is not None:
-                endpoint, scope["path_params"], template = fast
-                await endpoint(scope, receive, send_wrapper)
+                scope["path_params"] = fast[1]
+                await fast[0](scope, receive, send_wrapper)
             else:
                 await self.app(scope, receive, send_wrapper)
         except ClientDisconnected:
@@ -250,4 +249,4 @@ def _access(scope: Scope, path: str, route: str, method: str, status: int, elaps
         record.update(extra)
         if isinstance(record.get("id"), str) and len(record["id"]) > 200:
             record["id"] = record["id"][:200] + "..."
-    access_logger.info("%s", json.dumps(record, separators=(",", ":"), default=str))
+    access_logger.info(dumps(record).decode("utf-8"))
