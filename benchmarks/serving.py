@@ -402,6 +402,41 @@ def table(results: dict[str, Any], conns: list[int], call_us: dict[str, float]) 
     return lines
 
 
+def check_targets(results: dict[str, Any]) -> list[str]:
+    """The issue's targets, checked against this run's medians."""
+    out = []
+
+    def mark(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    echo64 = results["echo"].get(64)
+    for model, need in (("light", 1.2), ("heavy", 4.0)):
+        if model not in results["models"]:
+            continue
+        runs = results["models"][model]
+        if 64 in runs["leanfit"]:
+            lf, anchor = runs["leanfit"][64], runs["anchor"][64]
+            ratio = lf["rps"] / anchor["rps"]
+            line = f"- {model}, 64 clients: {ratio:.2f}x the anchor's throughput (target >= {need}x: {mark(ratio >= need)})"
+            if model == "light" and echo64:
+                share = lf["rps"] / echo64["rps"]
+                line += f", {share:.0%} of the echo ceiling (target >= 80%: {mark(share >= 0.8)})"
+            line += (
+                f"; p99 {lf['p99_ms']:.1f} ms vs the anchor's {anchor['p99_ms']:.1f} ms "
+                f"({mark(lf['p99_ms'] < anchor['p99_ms'])})"
+            )
+            out.append(line)
+        if 1 in runs["leanfit"]:
+            p50 = runs["leanfit"][1]["p50_ms"] / runs["anchor"][1]["p50_ms"]
+            out.append(
+                f"- {model}, 1 client: p50 {p50:.2f}x the anchor's (target <= 1.2x: {mark(p50 <= 1.2)})"
+            )
+    errors = sum(r["errors"] for m in results["models"].values() for k in m.values() for r in k.values())
+    errors += sum(r["errors"] for r in results["echo"].values())
+    out.append(f"- errors across all leanfit, anchor and echo runs: {errors} (target 0: {mark(errors == 0)})")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
@@ -461,7 +496,8 @@ def main(argv: list[str] | None = None) -> int:
         "models": {m: {k: {c: summarise(runs[(m, k, c)]) for c in conns} for k in VARIANTS} for m in models},
     }
     lines = table(results, conns, call_us)
-    print("\n".join(lines))
+    verdicts = check_targets(results)
+    print("\n".join(lines + [""] + verdicts))
     command = "python benchmarks/serving.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if not args.no_append:
         section = [
@@ -475,10 +511,16 @@ def main(argv: list[str] | None = None) -> int:
             f"- load: wrk -t1, single-row V2 JSON request (one FP32 [1, 64] matrix), {args.duration:g} s per run, "
             f"median of {args.repeats} round(s) after a 1 s warm-up; all servers up at once, visited in a rotating order",
             f"- leanfit: max_batch_size 64, max_delay_ms 2, adaptive policy, cache off, access log "
-            f"{'on (to /dev/null)' if args.access_log else 'off'}; ONNX Runtime default threads everywhere",
+            f"{'on (to /dev/null)' if args.access_log else 'off'}, ONNX Runtime intra-op threads = cores - 1 "
+            f"(leanfit's default: {max(1, (os.cpu_count() or 2) - 1)} here); the anchor keeps ONNX Runtime's "
+            "default (all cores); the echo app parses with the same JSON library as leanfit (orjson)",
             f"- versions: Python {platform.python_version()}, {versions()}",
             "",
             *lines,
+            "",
+            "Targets of the serving issue, checked on the medians above:",
+            "",
+            *verdicts,
             "",
         ]
         if not RESULTS.exists():

@@ -267,7 +267,7 @@ def serve(
         None, help="Environment variable holding a bearer token to require."
     ),
     threads: int | None = typer.Option(
-        None, help="ONNX Runtime intra-op threads per model (default: its choice)."
+        None, help="ONNX Runtime intra-op threads per model (default: cores - 1, at least 1)."
     ),
     drain_timeout: float = typer.Option(30.0, help="Seconds to drain in-flight requests after SIGTERM."),
 ) -> None:

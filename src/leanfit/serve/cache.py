@@ -49,7 +49,8 @@ class ResponseCache:
 
     Example:
         >>> cache = ResponseCache(max_entries=1, max_bytes=10_000)
-        >>> cache.put(b"a", {"y": np.zeros(1)}); cache.put(b"b", {"y": np.ones(1)})
+        >>> cache.put(b"a", {"y": np.zeros(1)}), cache.put(b"b", {"y": np.ones(1)})  # evictions made
+        (0, 1)
         >>> cache.get(b"a") is None, cache.get(b"b")["y"].tolist(), cache.evictions
         (True, [1.0], 1)
     """

@@ -33,7 +33,9 @@ class ServeConfig:
         max_body_bytes: request body limit (413 past it).
         request_timeout_ms: default per-request deadline (``None``: none); a request may set its own.
         drain_timeout: seconds between SIGTERM and exit at most.
-        intra_op_threads: ONNX Runtime intra-op threads per model (``None``: its default).
+        intra_op_threads: ONNX Runtime intra-op threads per model instance (``None``: all cores but
+            one, shared among the instances, so the event loop keeps a core; see
+            :func:`leanfit.serve.registry.intra_op_threads`).
         drift_window: rows kept per model for ``/v2/models/{m}/drift``.
         access_log: one JSON line per request on the ``leanfit.serve.access`` logger.
         log_level: level of the ``leanfit`` and ``uvicorn`` loggers when :func:`serve` sets them up.
@@ -83,7 +85,7 @@ class ServeConfig:
             (
                 "intra_op_threads",
                 self.intra_op_threads is None or self.intra_op_threads >= 1,
-                "None (ONNX Runtime's default) or at least 1",
+                "None (all cores but one) or at least 1",
             ),
             ("drift_window", self.drift_window >= 1, "a positive number of rows"),
             ("log_level", self.log_level.lower() in _LOG_LEVELS, f"one of {', '.join(_LOG_LEVELS)}"),

@@ -23,6 +23,7 @@ def parse_rows(body: bytes, schema: ModelSchema, *, timeout_header: str | None =
     ``"yes"`` a boolean, ``null`` missing); every row must name every column.
 
     Example:
+        >>> from leanfit.schema import ColumnSpec
         >>> schema = ModelSchema("m", "1", [ColumnSpec("x", "numeric")], ["prediction"])
         >>> parse_rows(b'{"rows": [{"x": 1}, {"x": "2.5"}]}', schema).feeds["x"].ravel().tolist()
         [1.0, 2.5]
