@@ -50,6 +50,8 @@ from typing import Any
 
 import numpy as np
 
+from leanfit.compress.graphs import session
+
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "RESULTS.md"
 BATCHES = (1, 32, 1024)
@@ -138,15 +140,6 @@ def build_run(out: Path, name: str, source: str, family_name: str, params: dict[
 # ---------------------------------------------------------------------------------------------
 # variants: name -> (run(X or feeds of a batch), outputs on the test set, size bytes)
 # ---------------------------------------------------------------------------------------------
-def ort_session(model: Any, threads: int) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    data = model if isinstance(model, bytes) else model.SerializeToString()
-    return ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
 
 
 def quantized_anchors(net: Any, X_train: np.ndarray) -> dict[str, bytes]:
@@ -278,7 +271,7 @@ def time_variants(
 
                     fns[name] = run_torch
                 else:
-                    sess = ort_session(v["obj"], n)
+                    sess = session(v["obj"], n)
                     feeds = raw if v["kind"] == "artifact" else feats
                     fns[name] = lambda sess=sess, feeds=feeds: sess.run(None, feeds)
             results[batch, label] = interleaved(fns, rounds, round_ms)
@@ -295,9 +288,9 @@ def accuracy(s: SimpleNamespace, v: dict[str, Any]) -> float:
         with torch.no_grad():
             pred = v["obj"](torch.from_numpy(s.X_test)).argmax(1).numpy()
     elif v["kind"] == "artifact":
-        pred = ort_session(v["obj"], 1).run(["label"], to_feeds(s.raw_test, s.columns))[0]
+        pred = session(v["obj"], 1).run(["label"], to_feeds(s.raw_test, s.columns))[0]
     else:
-        pred = ort_session(v["obj"], 1).run(["label"], {"features": s.X_test})[0]
+        pred = session(v["obj"], 1).run(["label"], {"features": s.X_test})[0]
     return float(np.mean(np.asarray(pred).ravel() == s.y_test))
 
 

@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
-import torch
 from sklearn.datasets import load_digits, make_classification, make_regression
-from threadpoolctl import threadpool_limits
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _one_cpu_thread() -> Iterator[None]:
-    """Tiny models train fastest on one thread, and CI's 2 cores are shared with other jobs."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1):
-        yield
-    torch.set_num_threads(previous)
 
 
 @dataclass(frozen=True)
