@@ -140,7 +140,7 @@ def run(
             "[yellow]interrupted.[/] Finished trials are saved; run the same command again to resume."
         )
         raise typer.Exit(code=130) from None
-    except LeanfitError as exc:
+    except (LeanfitError, OSError) as exc:
         progress.close()
         _fail(exc)
         return
@@ -178,7 +178,7 @@ def predict(
             probabilities = predictor.predict_proba(frame)
             for i, label in enumerate(predictor.classes):
                 result[f"proba_{label}"] = probabilities[:, i]
-    except LeanfitError as exc:
+    except (LeanfitError, OSError) as exc:
         _fail(exc)
         return
     if output:
@@ -199,7 +199,7 @@ def info(
     try:
         model_dir = resolve_model_dir(run_dir)
         manifest = read_manifest(model_dir)
-    except LeanfitError as exc:
+    except (LeanfitError, OSError) as exc:
         _fail(exc)
         return
     if as_json:
@@ -238,7 +238,7 @@ def init(
         _fail(LeanfitError(f"{output} exists; pass --force to overwrite it or -o to write elsewhere"))
     try:
         text = starter_recipe(data, target=target)
-    except LeanfitError as exc:
+    except (LeanfitError, OSError) as exc:
         _fail(exc)
         return
     output.write_text(text, encoding="utf-8")
@@ -303,7 +303,7 @@ def monitor(
 
     try:
         report = drift_report(str(run_dir), str(data))
-    except LeanfitError as exc:
+    except (LeanfitError, OSError) as exc:
         _fail(exc)
         return
     if as_json:
@@ -336,7 +336,7 @@ def compress(
 
     try:
         result = compress_run(run_dir, overrides=set_ or [])
-    except LeanfitError as exc:
+    except (LeanfitError, OSError) as exc:
         _fail(exc)
         return
     out_console.print(result.summary())
@@ -356,7 +356,7 @@ def bench(
 
     try:
         report = bench_artifact(model_dir, batch_sizes=batch_size or None, record=record)
-    except LeanfitError as exc:
+    except (LeanfitError, OSError) as exc:
         _fail(exc)
         return
     if as_json:
@@ -375,9 +375,19 @@ def main() -> None:
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     try:
         app()
-    except LeanfitError as exc:  # raised outside a command's own handling
+    except (LeanfitError, OSError) as exc:  # raised outside a command's own handling
         console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except Exception as exc:  # a bug, not bad input: one line, the traceback only with --debug
+        if _STATE["debug"]:
+            raise
+        console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}. "
+            "Re-run with --debug for the traceback, and please report it.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -187,3 +187,10 @@ def test_ctrl_c_leaves_a_resumable_study(tmp_path: Path) -> None:
     board = pd.read_csv(tmp_path / "runs" / "ic" / "leaderboard.csv")
     complete = set(board.loc[board["state"] == "COMPLETE", "trial"])
     assert set(finished) < complete and len(complete) == len(finished) + 1
+
+
+def test_an_unusable_output_folder_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file, not a folder")
+    proc = leanfit("run", "--out", "taken", "--set", "search.trials=1", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "error:" in proc.stderr and "taken" in proc.stderr and "Traceback" not in proc.stderr
