@@ -247,3 +247,11 @@ def test_corrupt_parquet(tmp_path: Path) -> None:
     (tmp_path / "bad.parquet").write_bytes(b"not parquet at all")
     with pytest.raises(DataError, match=r"bad.parquet: not a readable Parquet file"):
         read_source(str(tmp_path / "bad.parquet"))
+
+
+def test_semicolon_separated_csv_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "eu.csv"
+    path.write_text("x;grade;y\n1.5;A;0\n2.5;B;1\n3.5;A;0\n", encoding="utf-8")
+    frame, _, _ = read_source(str(path))
+    assert list(frame.columns) == ["x", "grade", "y"]
+    assert frame["grade"].tolist() == ["A", "B", "A"]

@@ -207,11 +207,17 @@ def _check_utf8(raw: bytes, source: str) -> None:
 
 
 def _delimiter(path: Path, text: str) -> str:
+    """The field separator: tab for .tsv; for .csv a comma unless the header has none and another
+    separator (";" from European spreadsheets, tab, "|"); otherwise sniffed."""
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return ","
     if suffix == ".tsv":
         return "\t"
+    header = text.split("\n", 1)[0]
+    counts = {sep: header.count(sep) for sep in (",", ";", "\t", "|")}
+    if suffix == ".csv":
+        if counts[","] or not any(counts.values()):
+            return ","
+        return max(counts, key=lambda sep: counts[sep])
     try:
         return csv.Sniffer().sniff(text[:65536], delimiters=",\t;|").delimiter
     except csv.Error:
