@@ -153,26 +153,34 @@ def test_ctrl_c_leaves_a_resumable_study(tmp_path: Path) -> None:
         "name: ic\ndata: {source: 'sklearn:digits', cv: 0}\nsearch: {families: [mlp], trials: 40, pruner: none}\n",
         encoding="utf-8",
     )
+    log = (tmp_path / "run.log").open("w")  # a file, not a pipe: a full pipe would block the run
     proc = subprocess.Popen(
         [sys.executable, "-m", "leanfit.cli", "run", "r.yaml"],
         cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=log,
         text=True,
     )
-    storage = f"sqlite:///{tmp_path / 'runs' / 'ic' / 'study.db'}"
-    deadline = time.monotonic() + 240
-    done = 0
-    while time.monotonic() < deadline and done < 2:
-        time.sleep(1)
-        try:
-            trials = optuna.load_study(study_name="ic", storage=storage).trials
-        except Exception:  # the study is not created yet
-            continue
-        done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
-    assert done >= 2, "the run did not finish two trials in time"
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    try:
+        storage = f"sqlite:///{tmp_path / 'runs' / 'ic' / 'study.db'}"
+        deadline = time.monotonic() + 240
+        done = 0
+        while time.monotonic() < deadline and done < 2:
+            time.sleep(1)
+            try:
+                trials = optuna.load_study(study_name="ic", storage=storage).trials
+            except Exception:  # the study is not created yet
+                continue
+            done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+        assert done >= 2, "the run did not finish two trials in time"
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    err = (tmp_path / "run.log").read_text()
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     study = optuna.load_study(study_name="ic", storage=storage)
