@@ -65,11 +65,10 @@ def build_run(out: Path, name: str, source: str, family_name: str, params: dict[
     """Fit a fixed teacher on the development rows and write a run folder like ``leanfit run``."""
     import yaml
 
-    from leanfit.artifacts import Manifest, reference_statistics
-    from leanfit.artifacts.export import merge_graphs, write_artifact
-    from leanfit.data import build_preprocessor, prepare, preprocessor_to_onnx, to_feature_matrix
+    from leanfit.data import build_preprocessor, prepare, to_feature_matrix
     from leanfit.evaluate import compute_metrics
     from leanfit.models import fit_family, get_family
+    from leanfit.pipeline import Refit, export_graph, write_model
     from leanfit.recipe import load_recipe
 
     recipe = load_recipe(
@@ -99,29 +98,14 @@ def build_run(out: Path, name: str, source: str, family_name: str, params: dict[
         n_classes=len(data.classes),
     )
     net = family.to_onnx(estimator, X_dev.shape[1])
-    graph = merge_graphs(preprocessor_to_onnx(pre, data.columns), net)
+    graph = export_graph(pre, estimator, family_name, data, X_dev.shape[1])
     run_dir = out / name
     run_dir.mkdir(parents=True, exist_ok=True)
     metrics = {"task": data.task, "metric": "accuracy", "family": family_name, "test": test, "best_trial": 0}
-    manifest = Manifest(
-        name=name,
-        task=data.task,
-        inputs=list(data.columns),
-        outputs=[],
-        classes=list(data.classes),
-        target=data.target,
-        family=family_name,
-        params=params,
-        metrics=metrics,
-        reference=reference_statistics(dev, data.columns),
-        recipe=recipe.model_dump(mode="json"),
-    )
-    write_artifact(run_dir / "model", graph, manifest)
+    refit = Refit(family_name, params, 0, pre, estimator, graph, metrics, dev)
+    write_model(run_dir / "model", recipe, data, refit)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (run_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
-    refit = SimpleNamespace(
-        family=family_name, params=params, seed=0, preprocessor=pre, estimator=estimator, graph=graph
-    )
     return SimpleNamespace(
         run_dir=run_dir,
         recipe=recipe,

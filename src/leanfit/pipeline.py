@@ -26,7 +26,7 @@ import yaml
 from ._logging import get_logger
 from .artifacts import Manifest, load, reference_statistics
 from .artifacts.export import merge_graphs, write_artifact
-from .data import Prepared, build_preprocessor, prepare, preprocessor_to_onnx, to_feature_matrix
+from .data import Dataset, Prepared, build_preprocessor, prepare, preprocessor_to_onnx, to_feature_matrix
 from .evaluate import compute_metrics, metric_direction, primary_metric
 from .exceptions import LeanfitError
 from .models import cap_epochs, fit_family, get_family
@@ -34,7 +34,7 @@ from .recipe import Recipe, load_recipe
 from .search import Search, finished_count, leaderboard
 from .search.objective import Objective
 
-__all__ = ["Refit", "RunResult", "run"]
+__all__ = ["Refit", "RunResult", "export_graph", "run", "write_model"]
 
 logger = get_logger(__name__)
 
@@ -234,20 +234,7 @@ def run(
             "seconds": round(time.perf_counter() - started, 2),
         }
     )
-    manifest = Manifest(
-        name=resolved.name,
-        task=data.task,
-        inputs=list(data.columns),
-        outputs=[],
-        classes=list(data.classes),
-        target=data.target,
-        family=name,
-        params=params,
-        metrics=metrics,
-        reference=reference_statistics(refit.dev_rows, data.columns),
-        recipe=resolved.model_dump(mode="json"),
-    )
-    write_artifact(run_dir / "model", refit.graph, manifest)
+    write_model(run_dir / "model", resolved, data, refit)
     _check_parity(run_dir / "model", prepared, metrics)
     _write_json(run_dir / "metrics.json", metrics)
     if resolved.compress is not None:
@@ -258,6 +245,35 @@ def run(
         metrics["compression"] = compressed.to_dict()
     notify({"stage": "done", "run_dir": str(run_dir), "metrics": metrics})
     return RunResult(run_dir, resolved, name, params, metrics, board)
+
+
+def write_model(directory: Path, recipe: Recipe, data: Dataset, refit: Refit) -> Path:
+    """Write a refitted model as an artifact: its merged graph plus a manifest with schema,
+    classes, metrics, drift reference (from the development rows) and the recipe.
+
+    Example:
+        >>> write_model(Path("runs/x/model"), recipe, prepared.data, refit)   # doctest: +SKIP
+    """
+    manifest = Manifest(
+        name=recipe.name,
+        task=data.task,
+        inputs=list(data.columns),
+        outputs=[],
+        classes=list(data.classes),
+        target=data.target,
+        family=refit.family,
+        params=refit.params,
+        metrics=refit.metrics,
+        reference=reference_statistics(refit.dev_rows, data.columns),
+        recipe=recipe.model_dump(mode="json"),
+    )
+    return write_artifact(directory, refit.graph, manifest)
+
+
+def export_graph(preprocessor: Any, estimator: Any, family: str, data: Dataset, n_features: int) -> Any:
+    """One ONNX graph from raw columns to outputs: the preprocessing graph merged with the model's."""
+    net = get_family(family).to_onnx(estimator, n_features)
+    return merge_graphs(preprocessor_to_onnx(preprocessor, data.columns), net)
 
 
 def _refit_and_export(
@@ -292,7 +308,7 @@ def _refit_and_export(
     test = compute_metrics(data.y[prepared.test], test_out, task=data.task, n_classes=n_classes)
     train = compute_metrics(data.y[prepared.dev], train_out, task=data.task, n_classes=n_classes)
     gap = {k: round(train[k] - test[k], 6) for k in test if test[k] is not None and train[k] is not None}
-    graph = merge_graphs(preprocessor_to_onnx(pre, data.columns), family.to_onnx(estimator, X_dev.shape[1]))
+    graph = export_graph(pre, estimator, name, data, X_dev.shape[1])
     metrics = {
         "task": data.task,
         "metric": metric,
